@@ -64,7 +64,9 @@ def get_backbone(
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_INIT_SEED)
                 module = factory(weights)
-            module = module.to(device=device, dtype=dtype).eval().requires_grad_(False)
+            module = module.to(device=device, dtype=dtype).eval()
+            for param in module.parameters():  # ScriptModules do not support requires_grad_()
+                param.requires_grad_(False)
             _CACHE[key] = module
     return module
 

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +66,9 @@ def load_i3d(weights: str | os.PathLike | None = "i3d_torchscript") -> nn.Module
         return I3DStandIn()
     path = resolve_weights(weights)
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format this file ships in
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as err:
         raise ValueError(
             f"{path} is not a loadable TorchScript archive ({err}); FVD needs i3d_torchscript.pt"

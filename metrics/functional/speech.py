@@ -420,8 +420,11 @@ def wilson_interval(score: Tensor, n: Tensor, confidence: float = 0.95) -> tuple
     center = (p + z * z / (2.0 * safe_n)) / denom
     half = z / denom * torch.sqrt((p * (1.0 - p) / safe_n + z * z / (4.0 * safe_n * safe_n)).clamp_min(0))
     nan = torch.full_like(p, float("nan"))
-    low = torch.where(n > 0, (center - half).clamp(0.0, 1.0), nan)
-    high = torch.where(n > 0, (center + half).clamp(0.0, 1.0), nan)
+    # At p = 0 (p = 1) the lower (upper) Wilson bound is exactly 0 (1); pin it against rounding error.
+    low = torch.where(p <= 0, torch.zeros_like(p), (center - half).clamp(0.0, 1.0))
+    high = torch.where(p >= 1, torch.ones_like(p), (center + half).clamp(0.0, 1.0))
+    low = torch.where(n > 0, low, nan)
+    high = torch.where(n > 0, high, nan)
     return low, high
 
 

@@ -1,0 +1,13 @@
+"""Test-wide settings: the repo root on sys.path (for ``tests.ddp``) and no network, ever."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# Weights must never be downloaded in tests; spawned DDP workers inherit this too.
+os.environ["JWBDH_OFFLINE"] = "1"
