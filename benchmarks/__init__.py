@@ -1,0 +1,1 @@
+"""Speed benchmarks: our code against a baseline measured in the same process, reported as ratios."""
