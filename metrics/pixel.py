@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
+from metrics.aggregation import PerVideoMeanMetric
 from metrics.functional.pixel import pixel_cosine_frames, psnr_frames, ssim_frames
 from metrics.functional.resize import resize_opencv_bilinear
 from metrics.video import check_pair, to_uint8
@@ -32,19 +32,14 @@ from metrics.video import check_pair, to_uint8
 __all__ = ["PSNR", "SSIM", "PixelCSIM"]
 
 
-class _PairedFrameMetric(Metric):
+class _PairedFrameMetric(PerVideoMeanMetric):
     """Per-frame-pair value -> per-video mean -> mean over videos."""
-
-    is_differentiable = False
-    full_state_update = False
 
     def __init__(self, num_frames: int | None = 16, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
             raise ValueError(f"`num_frames` must be a positive int or None (all frames), got {num_frames!r}")
         self.num_frames = num_frames
-        self.add_state("value_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("num_videos", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
 
     def _frame_values(self, generated: Tensor, reference: Tensor) -> Tensor:
         """uint8 ``[N, 3, H, W]`` frame pairs -> float64 ``[N]``."""
@@ -71,22 +66,7 @@ class _PairedFrameMetric(Metric):
         if b == 0:
             return
         values = self._frame_values(gen.flatten(0, 1), ref.flatten(0, 1)).reshape(b, t)
-        self._accumulate(values)
-
-    def _accumulate(self, values: Tensor) -> None:
-        self.value_sum.add_(values.mean(dim=1).sum())
-        self.num_videos.add_(values.shape[0])
-
-    def plot(self, val: Tensor | None = None, ax: Any = None) -> Any:
-        """Plot one value or a sequence of values (needs matplotlib); returns ``(figure, axes)``."""
-        return self._plot(val, ax)
-
-    def compute(self) -> Tensor:
-        """Mean over videos of the per-video frame means (NaN with a warning if nothing was added)."""
-        if int(self.num_videos) == 0:
-            warnings.warn(f"{type(self).__name__}.compute() saw no video pairs; returning NaN", stacklevel=2)
-            return torch.tensor(float("nan"), dtype=torch.float64, device=self.value_sum.device)
-        return self.value_sum / self.num_videos
+        self.add_video_scores(values.mean(dim=1))
 
 
 class SSIM(_PairedFrameMetric):
