@@ -349,7 +349,9 @@ class _VideoFrechet(_FrechetStatistics):
         _check_choice("protocol", protocol, self._PROTOCOLS)
         mode = mode if mode is not None else ("per_video" if protocol == "jwbdh-v1" else "pooled")
         super().__init__(num_features, mode=mode, covariance=covariance, **kwargs)
-        if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
+        if num_frames is not None and (
+            isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1
+        ):
             raise ValueError(f"`num_frames` must be a positive int or None, got {num_frames!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")

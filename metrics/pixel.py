@@ -37,7 +37,9 @@ class _PairedFrameMetric(PerVideoMeanMetric):
 
     def __init__(self, num_frames: int | None = 16, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
+        if num_frames is not None and (
+            isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1
+        ):
             raise ValueError(f"`num_frames` must be a positive int or None (all frames), got {num_frames!r}")
         self.num_frames = num_frames
 
@@ -144,7 +146,10 @@ class PSNR(_PairedFrameMetric):
     plot_lower_bound = 0.0
 
     def __init__(self, max_psnr: float | None = None, num_frames: int | None = 16, **kwargs: Any) -> None:
-        if max_psnr is not None and not (isinstance(max_psnr, int | float) and 0 < max_psnr < float("inf")):
+        if max_psnr is not None and (
+            isinstance(max_psnr, bool)
+            or not (isinstance(max_psnr, int | float) and 0 < max_psnr < float("inf"))
+        ):
             raise ValueError(f"`max_psnr` must be None or a finite positive number of dB, got {max_psnr!r}")
         super().__init__(num_frames=num_frames, **kwargs)
         self.max_psnr = max_psnr

@@ -95,7 +95,7 @@ def test_fid_inception_matches_torch_fidelity(tmp_path):
     frames = _frames(2, 90, 130, seed=2)
     with torch.no_grad():
         expected = theirs(frames)[0]
-        # the TF1 resizes agree to ~1e-2 grey levels (float rounding of different formulations)
+        # the TF1 resizes agree to ~5e-5 grey levels; features are compared relative to their scale
         tol = 1e-4 * float(expected.abs().max())
         torch.testing.assert_close(ours(frames), expected, rtol=0, atol=tol)
         torch.testing.assert_close(loaded(frames), expected, rtol=0, atol=tol)

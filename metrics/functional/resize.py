@@ -48,7 +48,13 @@ def _check_frames(frames: object, size: object) -> tuple[int, int]:
         raise ValueError(f"`frames` must be uint8 or floating point, got dtype {frames.dtype}")
     if frames.shape[-1] < 1 or frames.shape[-2] < 1:
         raise ValueError(f"`frames` has an empty frame size: shape {tuple(frames.shape)}")
-    if not isinstance(size, tuple | list) or len(size) != 2 or any(int(s) != s or s < 1 for s in size):
+
+    def _is_positive_int(s: object) -> bool:
+        if isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s):
+            return False
+        return int(s) == s and s >= 1
+
+    if not isinstance(size, tuple | list) or len(size) != 2 or not all(_is_positive_int(s) for s in size):
         raise ValueError(f"`size` must be (height, width) with positive integers, got {size!r}")
     return int(size[0]), int(size[1])
 
@@ -142,11 +148,15 @@ def _resize_with_pil(frames: Tensor, size: tuple[int, int]) -> Tensor:
 
 # -------------------------------------------------------------------------------------------- OpenCV
 @lru_cache(maxsize=128)
-def _opencv_linear_taps(src: int, dst: int, area: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _opencv_linear_taps(
+    src: int, dst: int, area: bool, rows: bool = False
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Two-tap (index0, index1, weight0, weight1) of OpenCV's linear kernel along one axis.
 
     Offsets are computed in float32 as OpenCV does; ``area`` selects INTER_AREA's coefficients for
-    enlarging axes.
+    enlarging axes. OpenCV treats the two axes differently at the borders of INTER_LINEAR: columns outside
+    the image get their fraction zeroed, rows keep it and clamp both row indices (``rows=True``), which
+    matters because each tap is rounded separately in the vertical pass.
     """
     inv_scale = dst / src
     scale = 1.0 / inv_scale
@@ -160,6 +170,9 @@ def _opencv_linear_taps(src: int, dst: int, area: bool) -> tuple[Tensor, Tensor,
             fx = np.float32((d + 0.5) * scale - 0.5)
             sx = math.floor(fx)
             fx = np.float32(fx - np.float32(sx))
+        if rows and not area:
+            i0[d], i1[d], f[d] = min(max(sx, 0), src - 1), min(max(sx + 1, 0), src - 1), fx
+            continue
         if sx < 0:
             sx, fx = 0, np.float32(0.0)
         if sx >= src - 1:
@@ -267,7 +280,7 @@ def resize_opencv_bilinear(frames: Tensor, size: tuple[int, int], *, backend: st
     src_h, src_w = frames.shape[-2:]
     if (src_h, src_w) == (h, w):
         return frames.clone()
-    taps_y, taps_x = _opencv_linear_taps(src_h, h, False), _opencv_linear_taps(src_w, w, False)
+    taps_y, taps_x = _opencv_linear_taps(src_h, h, False, rows=True), _opencv_linear_taps(src_w, w, False)
     if frames.dtype == torch.uint8:
         return _opencv_fixed_point_linear(frames, taps_y, taps_x)
     return _float_separable(frames, _taps_to_matrix(taps_y, src_h), _taps_to_matrix(taps_x, src_w))
@@ -293,7 +306,7 @@ def _tf1_linear_weights(src: int, dst: int) -> Tensor:
     w = torch.zeros(dst, src, dtype=torch.float64)
     scale = src / dst
     for i in range(dst):
-        x = i * scale
+        x = float(np.float32(i) * np.float32(scale))  # TF1 computes source positions in float32
         x0 = min(math.floor(x), src - 1)
         fx = x - x0
         w[i, x0] += 1.0 - fx
