@@ -6,5 +6,16 @@ Example:
 
 from metrics.frechet import FID, FVD, EdgeFID, FrechetDistance
 from metrics.pixel import PSNR, SSIM, PixelCSIM
+from metrics.speech import WinRate, WordErrorRate
 
-__all__ = ["FID", "FVD", "PSNR", "SSIM", "EdgeFID", "FrechetDistance", "PixelCSIM"]
+__all__ = [
+    "FID",
+    "FVD",
+    "PSNR",
+    "SSIM",
+    "EdgeFID",
+    "FrechetDistance",
+    "PixelCSIM",
+    "WinRate",
+    "WordErrorRate",
+]

@@ -544,6 +544,15 @@ class RateLimiter:
             time.sleep(wait)
         return wait
 
+    def __getstate__(self) -> dict[str, Any]:  # locks do not pickle (DDP spawn pickles callbacks)
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
 
 class _RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -587,6 +596,15 @@ class _Stats:
         with self.lock:
             for k, v in kw.items():
                 setattr(self, k, getattr(self, k) + v)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
 
 
 class _HTTPJudge:
@@ -649,10 +667,22 @@ class _HTTPJudge:
         self.rate_limiter = RateLimiter(requests_per_minute)
         self.stats = _Stats()
         self._rng = random.Random()
+        self._opener = self._build_opener()
+
+    def _build_opener(self) -> urllib.request.OpenerDirector:
         # Proxies from the environment, except that loopback addresses are always reached directly.
-        self._opener = urllib.request.build_opener(
+        return urllib.request.build_opener(
             urllib.request.ProxyHandler({} if _is_loopback(self.base_url) else None)
         )
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable for DDP spawn; the opener is rebuilt
+        state = self.__dict__.copy()
+        del state["_opener"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._opener = self._build_opener()
 
     def __repr__(self) -> str:  # never shows the key
         name = type(self).__name__

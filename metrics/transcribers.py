@@ -105,6 +105,16 @@ class WhisperTranscriber:
         args = f"model={self.model_name!r}, backend={self.backend!r}, language={self.language!r}"
         return f"WhisperTranscriber({args})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable (DDP spawn pickles callbacks): the lock is recreated, the model reloaded lazily.
+        state = self.__dict__.copy()
+        state.update(_lock=None, _model=None, _processor=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _resolved_device(self) -> torch.device:
         if self.device is None:
             self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

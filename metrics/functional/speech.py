@@ -99,8 +99,7 @@ def _whisper_english_normalizer() -> Callable[[str], str]:
         except ImportError as err:
             raise ImportError(
                 "normalization='emergent' needs Whisper's English text normaliser: install the "
-                f"`whisper-normalizer` package (or openai-whisper), e.g. {TTS_EXTRA_HINT} "
-                "plus `pip install whisper-normalizer`"
+                f"`whisper-normalizer` package (or openai-whisper): {TTS_EXTRA_HINT}"
             ) from err
     return EnglishTextNormalizer()
 
@@ -134,18 +133,27 @@ def emergent_normalize(text: str) -> str:
     return " ".join(tokens).lower()
 
 
-def _jiwer_transform_normalizer(name: str) -> Callable[[str], str]:
-    jiwer = _require_jiwer()
-    transform = jiwer.wer_default if name == "jiwer" else jiwer.wer_standardize
+class _JiwerNormalizer:
+    """jiwer's ``wer_default`` or ``wer_standardize`` as a picklable ``str -> str`` callable (DDP spawn)."""
 
-    def normalize(text: str) -> str:
+    def __init__(self, name: str) -> None:
+        _require_jiwer()
+        self.name = name
+
+    def __call__(self, text: str) -> str:
         if not isinstance(text, str):
             raise ValueError(f"text must be a str, got {type(text).__name__}")
+        jiwer = _require_jiwer()
+        transform = jiwer.wer_default if self.name == "jiwer" else jiwer.wer_standardize
         words = transform(text)
         return " ".join(words[0]) if words else ""
 
-    normalize.__name__ = f"jiwer_{name}"
-    return normalize
+    def __repr__(self) -> str:
+        return f"jiwer_{self.name}"
+
+
+def _jiwer_transform_normalizer(name: str) -> Callable[[str], str]:
+    return _JiwerNormalizer(name)
 
 
 def _identity(text: str) -> str:
