@@ -502,7 +502,7 @@ def test_dwpose_missing_files_and_missing_onnxruntime(tmp_path, monkeypatch):
         DWPoseONNX(det, pose)
     pose.write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ImportError, match="pip install onnxruntime"):
+    with pytest.raises(ImportError, match=r"jwbdh-callbacks\[pose\]"):
         DWPoseONNX(det, pose)
 
 
