@@ -4,7 +4,12 @@ Example:
     >>> from metrics import SSIM, PSNR, FID
 """
 
+from metrics.aesthetic import AestheticQuality
+from metrics.consistency import BackgroundConsistency, SubjectConsistency
+from metrics.dynamic_degree import DynamicDegree
 from metrics.frechet import FID, FVD, EdgeFID, FrechetDistance
+from metrics.imaging_quality import ImagingQuality
+from metrics.motion import MotionSmoothness
 from metrics.pixel import PSNR, SSIM, PixelCSIM
 from metrics.speech import WinRate, WordErrorRate
 
@@ -13,9 +18,15 @@ __all__ = [
     "FVD",
     "PSNR",
     "SSIM",
+    "AestheticQuality",
+    "BackgroundConsistency",
+    "DynamicDegree",
     "EdgeFID",
     "FrechetDistance",
+    "ImagingQuality",
+    "MotionSmoothness",
     "PixelCSIM",
+    "SubjectConsistency",
     "WinRate",
     "WordErrorRate",
 ]
