@@ -1,0 +1,238 @@
+"""``JWBDHCallback``: JWB-DH-V1 numbers for whole body, face and hands during validation.
+
+Drop it into a ``Trainer``; make ``validation_step`` return a dict with ``generated`` and ``reference``
+videos (``[B, T, 3, H, W]``, uint8 or float [0, 1]) and, for the face and hand regions,
+``keypoints_reference`` (and/or ``keypoints_generated``) ``[B, T, 133, 3]`` or ``boxes``/``valid`` per
+region; ``fps`` for DD.
+Or pass ``batch_adapter(batch, outputs) -> AvatarBatch``.
+
+What it does, and the Lightning pitfalls it avoids (spec/lightning.md s4):
+
+* builds the :class:`~metrics.suite.RegionalSuite` in ``setup`` on ``pl_module.device`` (metrics owned by
+  a callback are not moved by Lightning);
+* never evaluates during the sanity check; the every-N-epochs decision uses ``trainer.current_epoch``,
+  identical on all ranks, and skips update and compute together;
+* updates under ``torch.inference_mode`` (the validation loop's own mode, so states never become inference
+  tensors touched outside it); ``max_batches`` bounds the evaluation cost per epoch;
+* computes on ALL ranks (compute is a collective; every state is sum-reduced, so a rank whose batches had
+  no hands cannot hang); logs ``{prefix}/{region}/{metric}`` once through ``pl_module.log`` with
+  ``sync_dist=False`` (values are already synced); media only on rank 0;
+* keeps its state (last evaluated epoch, last results, frozen reference statistics of pooled metrics) in
+  ``state_dict`` so a resumed run continues where it stopped.
+
+With an uncalibrated preset (``smoke``) the keys use the prefix ``val/jwbdh_uncalibrated`` so that random-
+backbone numbers can never be mistaken for benchmark numbers.
+
+Example:
+    >>> from jwbdh_callbacks.region_callback import JWBDHCallback
+    >>> cb = JWBDHCallback(preset="smoke", every_n_epochs=2, max_batches=4)
+    >>> cb.prefix
+    'val/jwbdh_uncalibrated'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
+
+from jwbdh_callbacks.logging import MediaLogger, log_scalars, side_by_side
+from jwbdh_callbacks.presets import PresetConfig, load_preset, preset_metrics
+from metrics.suite import AvatarBatch, RegionalSuite
+
+__all__ = ["JWBDHCallback"]
+
+log = logging.getLogger(__name__)
+
+
+class JWBDHCallback(Callback):
+    """Evaluate the JWB-DH-V1 metrics per region every N validation epochs and log them.
+
+    Args:
+        preset: ``"jwbdh-v1"`` (default, needs the real checkpoints), ``"standard"``, ``"smoke"``, a YAML path
+            or a :class:`~jwbdh_callbacks.presets.PresetConfig`.
+        regions: overrides the preset's regions (e.g. ``("whole_body", "face")``).
+        every_n_epochs: evaluate after epochs ``N-1, 2N-1, ...``.
+        max_batches: evaluate at most this many validation batches per epoch (None = all).
+        batch_adapter: ``(batch, outputs) -> AvatarBatch``; default reads ``outputs`` as a dict.
+        overrides: preset overrides (dict or dotlist, see :func:`~jwbdh_callbacks.presets.load_preset`).
+        prefix: log key prefix; default ``val/jwbdh`` (``val/jwbdh_uncalibrated`` for uncalibrated presets).
+        cache_reference: pooled (standard) FID/FVD compute their reference side once, on the first evaluated
+            epoch, then only the generated side (assumes the same validation references every epoch).
+        num_media_samples: side-by-side sample videos logged per evaluation on rank 0 (0 disables media).
+        media_fps: frame rate of the logged sample videos.
+    """
+
+    def __init__(
+        self,
+        preset: str | os.PathLike | PresetConfig = "jwbdh-v1",
+        regions: Sequence[str] | None = None,
+        every_n_epochs: int = 1,
+        max_batches: int | None = None,
+        batch_adapter: Callable[[Any, Any], AvatarBatch] | None = None,
+        overrides: Mapping[str, Any] | list[str] | None = None,
+        prefix: str | None = None,
+        cache_reference: bool = True,
+        num_media_samples: int = 2,
+        media_fps: float = 8.0,
+    ) -> None:
+        super().__init__()
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"`every_n_epochs` must be a positive int, got {every_n_epochs!r}")
+        if max_batches is not None and (
+            isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
+        ):
+            raise ValueError(f"`max_batches` must be a positive int or None, got {max_batches!r}")
+        if (
+            isinstance(num_media_samples, bool)
+            or not isinstance(num_media_samples, int)
+            or num_media_samples < 0
+        ):
+            raise ValueError(f"`num_media_samples` must be a non-negative int, got {num_media_samples!r}")
+        if batch_adapter is not None and not callable(batch_adapter):
+            raise ValueError("`batch_adapter` must be callable (batch, outputs) -> AvatarBatch")
+        extra = dict(overrides) if isinstance(overrides, Mapping) else None
+        self.config = load_preset(preset, overrides=extra if extra is not None else overrides)
+        if regions is not None:
+            self.config.regions = list(regions)
+        self.every_n_epochs = every_n_epochs
+        self.max_batches = max_batches
+        self.batch_adapter = batch_adapter
+        self.prefix = prefix or ("val/jwbdh" if self.config.calibrated else "val/jwbdh_uncalibrated")
+        self.cache_reference = cache_reference
+        self.num_media_samples = num_media_samples
+        self.media_fps = media_fps
+        self.suite: RegionalSuite | None = None
+        self.last_evaluated_epoch: int | None = None
+        self.last_results: dict[str, dict[str, float]] = {}
+        self._restored_reference: dict[str, dict[str, Any]] | None = None
+        self._active = False
+        self._batches = 0
+        self._samples: list[torch.Tensor] = []
+        self._started = 0.0
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(preset=self.config.name, regions=tuple(self.config.regions))
+
+    # ----------------------------------------------------------------------------------------- setup
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.suite is not None:
+            self.suite.to(pl_module.device)
+            return
+        self.suite = RegionalSuite(
+            preset_metrics(self.config),
+            regions=self.config.regions,
+            crop_size=self.config.crop_size,
+            min_region_frames=self.config.min_region_frames,
+        ).to(pl_module.device)
+        if self._restored_reference:
+            self.suite.set_reference_statistics(self._restored_reference)
+        kind = "calibrated" if self.config.calibrated else "UNCALIBRATED"
+        rank_zero_info(
+            f"JWBDHCallback: preset '{self.config.name}' ({kind} backbones), regions "
+            f"{list(self.config.regions)}, metrics {list(self.config.metrics)}, every {self.every_n_epochs} "
+            f"epoch(s), logged under {self.prefix}/<region>/<metric>"
+        )
+
+    # ---------------------------------------------------------------------------------- validation
+    def _due(self, trainer: pl.Trainer) -> bool:
+        return not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._active = self.suite is not None and self._due(trainer)
+        self._batches = 0
+        self._samples = []
+        self._started = time.perf_counter()
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not self._active or (self.max_batches is not None and self._batches >= self.max_batches):
+            return
+        avatar = self.batch_adapter(batch, outputs) if self.batch_adapter else AvatarBatch.from_dict(outputs)
+        with torch.inference_mode():
+            self.suite.update(avatar)
+        self._batches += 1
+        if trainer.is_global_zero and len(self._samples) < self.num_media_samples:
+            self._keep_samples(avatar)
+
+    def _keep_samples(self, avatar: AvatarBatch) -> None:
+        from metrics.regions import boxes_from_keypoints
+
+        kp = (
+            avatar.keypoints_reference
+            if avatar.keypoints_reference is not None
+            else avatar.keypoints_generated
+        )
+        for i in range(min(avatar.generated.shape[0], self.num_media_samples - len(self._samples))):
+            boxes, valid = {}, {}
+            for region in self.config.regions:
+                if region == "whole_body":
+                    continue
+                if avatar.boxes and region in avatar.boxes:
+                    boxes[region] = avatar.boxes[region][i]
+                    valid[region] = (avatar.valid or {}).get(region, torch.ones(boxes[region].shape[:1]))[i]
+                elif kp is not None:
+                    b, v = boxes_from_keypoints(kp[i : i + 1], tuple(avatar.reference.shape[-2:]), region)
+                    boxes[region], valid[region] = b[0], v[0]
+            self._samples.append(
+                side_by_side(avatar.generated[i].detach(), avatar.reference[i].detach(), boxes, valid)
+            )
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._active:
+            return
+        self._active = False
+        suite = self.suite
+        with torch.inference_mode():
+            results = suite.compute()  # every rank: compute() is a collective
+        log_scalars(pl_module, results, prefix=self.prefix)
+        if trainer.is_global_zero:
+            media = MediaLogger(trainer.loggers, prefix=self.prefix)
+            tag = "" if self.config.calibrated else "(smoke: uncalibrated backbones)"
+            media.log_results(results, step=trainer.global_step, tag=tag)
+            media.log_samples(self._samples, step=trainer.global_step, fps=self.media_fps)
+            skipped = {k: v for k, v in suite.skipped_metric.items() if v}
+            rank_zero_info(
+                f"JWBDHCallback: epoch {trainer.current_epoch}: evaluated {self._batches} batch(es) in "
+                f"{time.perf_counter() - self._started:.1f}s"
+                + (f"; skipped (too short/small region videos): {skipped}" if skipped else "")
+            )
+        with torch.inference_mode():
+            if self.cache_reference and not suite._frozen_reference:
+                suite.freeze_reference()
+            suite.reset()
+        self._samples = []
+        self.last_results = results
+        self.last_evaluated_epoch = trainer.current_epoch
+
+    # ---------------------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "last_evaluated_epoch": self.last_evaluated_epoch,
+            "last_results": self.last_results,
+            "reference_statistics": self.suite.reference_statistics() if self.suite is not None else {},
+            "preset": self.config.name,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.last_evaluated_epoch = state_dict.get("last_evaluated_epoch")
+        self.last_results = state_dict.get("last_results", {})
+        reference = state_dict.get("reference_statistics") or None
+        self._restored_reference = reference
+        if reference and self.suite is not None:
+            self.suite.set_reference_statistics(reference)

@@ -1,0 +1,378 @@
+"""The evaluation suite: every JWB-DH-V1 metric on every region from one ``update(batch)`` call.
+
+:class:`AvatarBatch` carries generated and reference videos plus what is known about them (keypoints,
+boxes, fps). :class:`RegionalSuite` keeps one ``MetricCollection`` per region (``whole_body``, ``face``,
+``hand``, or any region of :data:`metrics.regions.REGION_RECIPES`), crops each region from each video with
+the JWB-DH-V1 recipe (keypoints -> boxes -> ``roi_align`` crops at the size of the first kept crop; frames
+without a detection are absent, as in the benchmark's region videos) and feeds:
+
+* paired metrics (FID, E-FID, FVD, SSIM, PSNR, CSIM) with (generated region video, reference region video);
+* generated-only metrics (SC, BC, MS, DD, AQ, IQ: VBench dimensions of the generated video).
+
+Backbones are shared across regions and metrics through the process-wide cache. Every metric state is
+sum-reduced, so a region missing on one rank (no hands in its batch) cannot hang DDP; ``compute()`` must be
+called on every rank. Usable without Lightning.
+
+Example:
+    >>> import torch
+    >>> suite = RegionalSuite({"SSIM": {}, "PSNR": {"max_psnr": 100.0}}, regions=("whole_body",))
+    >>> v = torch.randint(0, 256, (1, 4, 3, 32, 32), dtype=torch.uint8)
+    >>> suite.update(AvatarBatch(generated=v, reference=v))
+    >>> suite.compute()["whole_body"]["SSIM"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import Metric
+
+from metrics.video import check_pair
+
+__all__ = [
+    "GENERATED_ONLY",
+    "METRIC_KEYS",
+    "PAIRED",
+    "AvatarBatch",
+    "RegionalSuite",
+    "build_metric",
+    "resolve_backbone_spec",
+]
+
+PAIRED = ("FID", "FVD", "SSIM", "PSNR", "E-FID", "CSIM")
+GENERATED_ONLY = ("SC", "BC", "MS", "DD", "AQ", "IQ")
+#: Paper key order (Table 2).
+METRIC_KEYS = ("SC", "BC", "MS", "DD", "AQ", "IQ", "FID", "FVD", "SSIM", "PSNR", "E-FID", "CSIM")
+_MIN_FRAMES = {"SC": 2, "BC": 2, "MS": 3, "DD": 2}
+
+
+@dataclass
+class AvatarBatch:
+    """One batch of generated videos and their references (DESIGN s2).
+
+    Attributes:
+        generated, reference: ``[B, T, 3, H, W]`` uint8 or float [0, 1] (lengths and sizes may differ).
+        keypoints_generated, keypoints_reference: ``[B, T, 133, 3]`` (x, y, score), COCO-WholeBody order;
+            if only one is given it is used for both videos.
+        boxes, valid: ``{region: [B, T, 4]}`` pixel boxes and ``{region: [B, T]}`` masks, used for both videos
+            (take precedence over keypoints).
+        fps: ``[B]`` frame rates (DynamicDegree subsamples to ~8 fps); None uses the metric's default.
+        audio, text, category: carried along for speech metrics and logging.
+    """
+
+    generated: Tensor
+    reference: Tensor
+    keypoints_generated: Tensor | None = None
+    keypoints_reference: Tensor | None = None
+    boxes: dict[str, Tensor] | None = None
+    valid: dict[str, Tensor] | None = None
+    fps: Tensor | Sequence[float] | None = None
+    audio: Any = None
+    text: Any = None
+    category: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AvatarBatch:
+        """Build from a validation step's output dict with the same keys (unknown keys go to ``extra``)."""
+        if not isinstance(data, Mapping) or "generated" not in data or "reference" not in data:
+            keys = sorted(data) if isinstance(data, Mapping) else type(data).__name__
+            raise ValueError(
+                f"the validation step must return a dict with 'generated' and 'reference'; got {keys}"
+            )
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+def resolve_backbone_spec(value: Any) -> Any:
+    """Turn ``"smoke:image_encoder:D[:uint8]"`` strings of presets into backbone handles; other values pass.
+
+    Example:
+        >>> resolve_backbone_spec("smoke:image_encoder:16").name
+        'tiny_image_encoder_16_0'
+    """
+    if not isinstance(value, str) or not value.startswith("smoke:"):
+        return value
+    parts = value.split(":")
+    if len(parts) in (3, 4) and parts[1] == "image_encoder" and parts[2].isdigit():
+        from metrics.backbones.smoke import tiny_image_encoder_ref
+
+        return tiny_image_encoder_ref(int(parts[2]), uint8_input=len(parts) == 4 and parts[3] == "uint8")
+    raise ValueError(f"unknown smoke backbone spec {value!r}; expected 'smoke:image_encoder:<dim>[:uint8]'")
+
+
+def _builders() -> dict[str, Callable[..., Metric]]:
+    from metrics.aesthetic import AestheticQuality
+    from metrics.consistency import BackgroundConsistency, SubjectConsistency
+    from metrics.dynamic_degree import DynamicDegree
+    from metrics.frechet import FID, FVD, EdgeFID
+    from metrics.identity import CSIM
+    from metrics.imaging_quality import ImagingQuality
+    from metrics.motion import MotionSmoothness
+    from metrics.pixel import PSNR, SSIM
+
+    return {
+        "SC": SubjectConsistency,
+        "BC": BackgroundConsistency,
+        "MS": MotionSmoothness,
+        "DD": DynamicDegree,
+        "AQ": AestheticQuality,
+        "IQ": ImagingQuality,
+        "FID": FID,
+        "FVD": FVD,
+        "SSIM": SSIM,
+        "PSNR": PSNR,
+        "E-FID": EdgeFID,
+        "CSIM": CSIM,
+    }
+
+
+def build_metric(key: str, **kwargs: Any) -> Metric:
+    """Construct the metric for a paper key (``"FID"``, ``"E-FID"``, ``"SC"`` ...) with keyword arguments.
+
+    String values ``"smoke:..."`` become small random backbones (:func:`resolve_backbone_spec`); ``None``
+    weights mean random initialisation.
+    """
+    builders = _builders()
+    if key not in builders:
+        raise ValueError(f"unknown metric key {key!r}; expected one of {METRIC_KEYS}")
+    resolved = {k: resolve_backbone_spec(v) for k, v in kwargs.items()}
+    try:
+        return builders[key](**resolved)
+    except TypeError as err:
+        raise ValueError(f"invalid arguments for metric {key!r}: {err}") from err
+
+
+def _region_keypoints(batch: AvatarBatch, generated: bool) -> Tensor | None:
+    own = batch.keypoints_generated if generated else batch.keypoints_reference
+    other = batch.keypoints_reference if generated else batch.keypoints_generated
+    return own if own is not None else other
+
+
+class RegionalSuite(nn.Module):
+    """One ``MetricCollection`` per region, fed from one :meth:`update` per batch.
+
+    Args:
+        metrics: ``{paper key: constructor kwargs}`` (e.g. from a preset).
+        regions: region names (``whole_body`` = full frame; others need keypoints or boxes in the batch).
+        crop_size: ``"first_valid"`` (JWB-DH-V1: every crop resized to the video's first kept crop) or (h, w).
+        min_region_frames: videos whose region has fewer kept frames are skipped for that region (counted in
+            ``skipped``); metrics with larger minimums (MS needs 3 frames) skip shorter region videos.
+    """
+
+    def __init__(
+        self,
+        metrics: Mapping[str, Mapping[str, Any]],
+        regions: Sequence[str] = ("whole_body", "face", "hand"),
+        crop_size: str | tuple[int, int] = "first_valid",
+        min_region_frames: int = 1,
+    ) -> None:
+        super().__init__()
+        from torchmetrics import MetricCollection
+
+        from metrics.regions import get_region_recipe
+
+        if not regions:
+            raise ValueError("`regions` must name at least one region")
+        for region in regions:
+            if region != "whole_body":
+                get_region_recipe(region)  # raises ValueError for unknown regions
+        if not metrics:
+            raise ValueError("`metrics` must name at least one metric")
+        self.regions = tuple(regions)
+        self.metric_keys = tuple(metrics)
+        self.crop_size = crop_size
+        self.min_region_frames = min_region_frames
+        self.collections = nn.ModuleDict(
+            {
+                region: MetricCollection(
+                    {key: build_metric(key, **dict(kwargs)) for key, kwargs in metrics.items()},
+                    compute_groups=False,
+                )
+                for region in self.regions
+            }
+        )
+        self.skipped: dict[str, int] = dict.fromkeys(self.regions, 0)
+        self.skipped_metric: dict[str, int] = {}
+        self._warned: set[str] = set()
+        self._frozen_reference = False
+
+    # --------------------------------------------------------------------------------------- update
+    def update(self, batch: AvatarBatch) -> None:
+        """Crop every region of every video and update all metrics."""
+        gen, ref = check_pair(batch.generated, batch.reference)
+        fps = self._fps(batch, gen.shape[0])
+        for region in self.regions:
+            if region == "whole_body":
+                self._update_region(region, list(gen.unbind(0)), list(ref.unbind(0)), fps)
+                continue
+            pair = self._crop(region, batch, gen, ref)
+            if pair is None:
+                continue
+            self._update_region(region, *pair, fps)
+
+    def _fps(self, batch: AvatarBatch, b: int) -> list[float | None]:
+        if batch.fps is None:
+            return [None] * b
+        values = torch.as_tensor(batch.fps, dtype=torch.float64).flatten().tolist()
+        if len(values) != b:
+            raise ValueError(f"`fps` must hold one value per video ({b}), got {len(values)}")
+        return values
+
+    def _crop(self, region: str, batch: AvatarBatch, gen: Tensor, ref: Tensor) -> tuple[list, list] | None:
+        from metrics.regions import boxes_from_keypoints, region_videos
+
+        if batch.boxes is not None and region in batch.boxes:
+            valid = (batch.valid or {}).get(region)
+            if valid is None:
+                valid = torch.ones(batch.boxes[region].shape[:2], dtype=torch.bool, device=gen.device)
+            box_gen = box_ref = (batch.boxes[region], valid)
+        else:
+            kp_gen, kp_ref = _region_keypoints(batch, True), _region_keypoints(batch, False)
+            if kp_gen is None:
+                if region not in self._warned:
+                    warnings.warn(
+                        f"RegionalSuite: region '{region}' needs keypoints or boxes; skipping it",
+                        stacklevel=3,
+                    )
+                    self._warned.add(region)
+                return None
+            box_gen = boxes_from_keypoints(kp_gen[:, : gen.shape[1]], tuple(gen.shape[-2:]), region)
+            box_ref = boxes_from_keypoints(kp_ref[:, : ref.shape[1]], tuple(ref.shape[-2:]), region)
+        gen_videos = region_videos(gen[:, : box_gen[0].shape[1]], *box_gen, size=self.crop_size)
+        ref_videos = region_videos(ref[:, : box_ref[0].shape[1]], *box_ref, size=self.crop_size)
+        return gen_videos, ref_videos
+
+    def _update_region(self, region: str, gen_videos: list, ref_videos: list, fps: list) -> None:
+        collection = self.collections[region]
+        for g, r, rate in zip(gen_videos, ref_videos, fps, strict=True):
+            if min(g.shape[0], r.shape[0]) < self.min_region_frames or g.shape[0] == 0 or r.shape[0] == 0:
+                self.skipped[region] += 1
+                continue
+            g, r = g.unsqueeze(0), r.unsqueeze(0)
+            for key, metric in collection.items(keep_base=True, copy_state=False):
+                if g.shape[1] < _MIN_FRAMES.get(key, 1):
+                    self._skip(region, key, f"{g.shape[1]} frame(s)")
+                    continue
+                try:
+                    if key in PAIRED and self._frozen_reference and getattr(metric, "mode", None) == "pooled":
+                        metric.update(g, real=False)  # reference side already known (see freeze_reference)
+                    elif key in PAIRED:
+                        metric.update(g, r)
+                    elif key == "DD" and rate is not None:
+                        metric.update(g, fps=rate)
+                    else:
+                        metric.update(g)
+                except ValueError as err:  # e.g. a crop too small for RAFT: skip it, counted, never crash
+                    self._skip(region, key, str(err))
+
+    def _skip(self, region: str, key: str, why: str) -> None:
+        name = f"{region}/{key}"
+        self.skipped_metric[name] = self.skipped_metric.get(name, 0) + 1
+        if name not in self._warned:
+            self._warned.add(name)
+            warnings.warn(
+                f"RegionalSuite: {key} skipped a {region} video ({why}); counted in skipped_metric",
+                stacklevel=4,
+            )
+
+    # -------------------------------------------------------------------------------------- compute
+    def compute(self) -> dict[str, dict[str, float]]:
+        """``{region: {paper key: value}}`` on every rank (a collective under DDP: call it on all ranks)."""
+        out: dict[str, dict[str, float]] = {}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*saw no video.*")
+            warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+            for region in self.regions:
+                values = {}
+                for key, metric in self.collections[region].items(keep_base=True, copy_state=False):
+                    values[key] = float(metric.compute())
+                out[region] = values
+        return out
+
+    def reset(self) -> None:
+        """Reset every metric (reference statistics kept where a metric was built to keep them)."""
+        for collection in self.collections.values():
+            collection.reset()
+        self.skipped = dict.fromkeys(self.regions, 0)
+        self.skipped_metric = {}
+
+    @property
+    def is_calibrated(self) -> bool:
+        """False if any metric runs a randomly initialised backbone (smoke preset)."""
+        return all(getattr(m, "is_calibrated", True) for c in self.collections.values() for m in c.values())
+
+    def _pooled(self) -> list[tuple[str, str, Metric]]:
+        return [
+            (region, key, metric)
+            for region, collection in self.collections.items()
+            for key, metric in collection.items(keep_base=True, copy_state=False)
+            if getattr(metric, "mode", None) == "pooled"
+        ]
+
+    def freeze_reference(self) -> bool:
+        """Keep the pooled metrics' reference statistics and stop feeding reference videos to them.
+
+        For a validation set that is the same every epoch, the ground-truth side of pooled FID/FVD is then
+        computed once. A collective under DDP (the statistics are synced): call it on every rank. Returns
+        True if any metric was frozen.
+        """
+        for _, _, metric in self._pooled():
+            with metric.sync_context(should_sync=metric._to_sync, should_unsync=True):
+                s, ss, n = metric._real_moments()
+                frozen = (s.detach().clone().cpu(), ss.detach().clone().cpu(), int(n))
+            metric._loaded_real = frozen
+            metric._factor_cache = None
+            metric.reset_real_features = True  # the states are emptied; the frozen copy lives outside them
+            metric.reset()
+        self._frozen_reference = bool(self._pooled())
+        return self._frozen_reference
+
+    def set_reference_statistics(self, stats: Mapping[str, Mapping[str, Any]]) -> None:
+        """Restore statistics from :meth:`reference_statistics` (e.g. a resumed callback) and freeze them."""
+        for region, key, metric in self._pooled():
+            if region in stats and key in stats[region]:
+                s, ss, n = stats[region][key]
+                metric._loaded_real = (s, ss, int(n))
+                metric._factor_cache = None
+                self._frozen_reference = True
+
+    def reference_statistics(self) -> dict[str, dict[str, Any]]:
+        """Frozen pooled Fréchet reference sums ``{region: {key: (sum, outer_sum, count)}}`` (CPU tensors)."""
+        out: dict[str, dict[str, Any]] = {}
+        for region, key, metric in self._pooled():
+            if metric._loaded_real is not None:
+                s, ss, n = metric._loaded_real
+                out.setdefault(region, {})[key] = (s.cpu(), ss.cpu(), int(n))
+        return out
+
+    def save_reference_statistics(self, directory: str | os.PathLike, fingerprint: str | None = None) -> None:
+        """Save every pooled Fréchet metric's reference side to ``directory/{region}_{key}.pt``."""
+        os.makedirs(directory, exist_ok=True)
+        for region, collection in self.collections.items():
+            for name, metric in collection.items(keep_base=True, copy_state=False):
+                if getattr(metric, "mode", None) == "pooled":
+                    metric.save_reference_statistics(
+                        os.path.join(directory, f"{region}_{name}.pt"), fingerprint
+                    )
+
+    def load_reference_statistics(self, directory: str | os.PathLike, fingerprint: str | None = None) -> int:
+        """Load files written by :meth:`save_reference_statistics`; returns how many were loaded."""
+        loaded = 0
+        for region, collection in self.collections.items():
+            for name, metric in collection.items(keep_base=True, copy_state=False):
+                path = os.path.join(directory, f"{region}_{name}.pt")
+                if getattr(metric, "mode", None) == "pooled" and os.path.exists(path):
+                    metric.load_reference_statistics(path, expected_fingerprint=fingerprint)
+                    loaded += 1
+        return loaded
