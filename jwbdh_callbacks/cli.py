@@ -1,8 +1,27 @@
-"""Command-line entry points: ``jwbdh-weights`` (manage checkpoints)."""
+"""Command-line tools: ``jwbdh-eval`` (score folders of videos) and ``jwbdh-weights`` (manage checkpoints).
+
+``jwbdh-eval GENERATED_DIR REFERENCE_DIR`` pairs videos by file name (without extension), crops the regions
+(from ``--keypoints``, or MTCNN faces with ``--detect-faces``), runs a preset's metrics and prints a
+Table-2-style table with the paper's rows for context; ``--out results.csv|.json`` writes the numbers.
+Unreadable videos are reported and skipped; the exit code is 1 if any were skipped, 2 on bad arguments.
+
+Example:
+    $ jwbdh-eval outputs/ ground_truth/ --keypoints gt_keypoints.pt --preset jwbdh-v1 --out results.csv
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["eval_main", "format_table", "pair_videos", "weights_main"]
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 def weights_main(argv: list[str] | None = None) -> int:
@@ -12,5 +31,217 @@ def weights_main(argv: list[str] | None = None) -> int:
     return main(argv)
 
 
+def pair_videos(
+    generated_dir: str | os.PathLike, reference_dir: str | os.PathLike
+) -> list[tuple[str, Path, Path]]:
+    """``[(name, generated_path, reference_path)]`` paired by file stem, sorted by name.
+
+    Raises:
+        ValueError: a folder is missing or empty, names are ambiguous, or some videos have no partner
+            (all of them are listed).
+    """
+    found = {}
+    for label, folder in (("GENERATED_DIR", generated_dir), ("REFERENCE_DIR", reference_dir)):
+        path = Path(folder)
+        if not path.is_dir():
+            raise ValueError(f"{label} {folder} is not a directory")
+        videos: dict[str, Path] = {}
+        for f in sorted(path.iterdir()):
+            if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
+                if f.stem in videos:
+                    raise ValueError(
+                        f"{label} has two videos named {f.stem!r}: {videos[f.stem].name}, {f.name}"
+                    )
+                videos[f.stem] = f
+        if not videos:
+            raise ValueError(f"{label} {folder} contains no videos ({', '.join(VIDEO_EXTENSIONS)})")
+        found[label] = videos
+    gen, ref = found["GENERATED_DIR"], found["REFERENCE_DIR"]
+    only_gen, only_ref = sorted(set(gen) - set(ref)), sorted(set(ref) - set(gen))
+    if only_gen or only_ref:
+        raise ValueError(
+            "videos must pair by file name; unpaired: "
+            + "; ".join(
+                part
+                for part in (
+                    f"only in GENERATED_DIR: {', '.join(only_gen)}" if only_gen else "",
+                    f"only in REFERENCE_DIR: {', '.join(only_ref)}" if only_ref else "",
+                )
+                if part
+            )
+        )
+    return [(name, gen[name], ref[name]) for name in sorted(gen)]
+
+
+def _load_keypoints(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """``{"reference": {name: [T,133,3]}, "generated": {...}}`` from a .pt/.pth or .npz file.
+
+    A flat ``{name: array}`` mapping means reference keypoints (used for both videos).
+    """
+    import numpy as np
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--keypoints file {path} does not exist")
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            raw: dict[str, Any] = {k: torch.from_numpy(data[k]) for k in data.files}
+    else:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"--keypoints file {path} must hold a mapping name -> [T, 133, 3], got {type(raw).__name__}"
+        )
+    if set(raw) <= {"reference", "generated"} and raw:
+        return {side: {k: torch.as_tensor(v).float() for k, v in raw.get(side, {}).items()} for side in raw}
+    return {"reference": {k: torch.as_tensor(v).float() for k, v in raw.items()}}
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Plain-text table with aligned columns (numbers to 4 significant digits)."""
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    text = [[cell(c) for c in columns], *[[cell(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in text) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in text]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _progress(items: list, enabled: bool) -> Any:
+    if not enabled:
+        return items
+    try:
+        from tqdm import tqdm
+
+        return tqdm(items, desc="jwbdh-eval", unit="video", file=sys.stderr)
+    except ImportError:  # pragma: no cover - tqdm ships with huggingface_hub and most stacks
+        return items
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``jwbdh-eval`` (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="jwbdh-eval", description="Score generated videos against references."
+    )
+    parser.add_argument("generated_dir", metavar="GENERATED_DIR")
+    parser.add_argument("reference_dir", metavar="REFERENCE_DIR")
+    parser.add_argument("--keypoints", help="file (.pt/.npz) mapping video name -> [T, 133, 3] keypoints")
+    parser.add_argument(
+        "--preset", default="jwbdh-v1", help="jwbdh-v1 | standard | smoke | path to a YAML preset"
+    )
+    parser.add_argument("--regions", help="comma-separated regions (default: the preset's)")
+    parser.add_argument("--out", help="write results to this .csv or .json file")
+    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument(
+        "--max-frames", type=int, default=None, help="decode at most this many frames per video"
+    )
+    parser.add_argument(
+        "--detect-faces", action="store_true", help="MTCNN face boxes when no keypoints are given"
+    )
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ValueError as err:
+        print(f"jwbdh-eval: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from jwbdh_callbacks.logging import results_table
+    from jwbdh_callbacks.presets import load_preset, preset_metrics
+    from metrics.suite import AvatarBatch, RegionalSuite
+    from metrics.video import read_video
+
+    if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"--out must end in .csv or .json, got {args.out}")
+    pairs = pair_videos(args.generated_dir, args.reference_dir)
+    cfg = load_preset(args.preset)
+    regions = [r.strip() for r in args.regions.split(",")] if args.regions else list(cfg.regions)
+    keypoints = _load_keypoints(args.keypoints) if args.keypoints else None
+    if keypoints is None:
+        needs = [r for r in regions if r != "whole_body" and not (r == "face" and args.detect_faces)]
+        if needs:
+            print(f"jwbdh-eval: no --keypoints: skipping region(s) {needs}", file=sys.stderr)
+            regions = [r for r in regions if r not in needs]
+    if not regions:
+        raise ValueError("no region left to evaluate (pass --keypoints, or --detect-faces for faces)")
+    device = torch.device(args.device)
+    suite = RegionalSuite(preset_metrics(cfg), regions=regions, crop_size=cfg.crop_size).to(device)
+    detector = None
+    if keypoints is None and "face" in regions:
+        from metrics.regions import MTCNNFaceBoxes
+
+        detector = MTCNNFaceBoxes()
+    failures: list[str] = []
+    for name, gen_path, ref_path in _progress(pairs, not args.no_progress):
+        try:
+            gen, _ = read_video(gen_path, max_frames=args.max_frames)
+            ref, fps = read_video(ref_path, max_frames=args.max_frames)
+        except (ValueError, OSError) as err:
+            failures.append(f"{name}: {err}")
+            print(f"jwbdh-eval: skipping {name}: {err}", file=sys.stderr)
+            continue
+        batch = AvatarBatch(generated=gen[None].to(device), reference=ref[None].to(device), fps=[fps])
+        if keypoints is not None:
+            kp_ref = keypoints.get("reference", {}).get(name)
+            kp_gen = keypoints.get("generated", {}).get(name)
+            if kp_ref is None and kp_gen is None:
+                failures.append(f"{name}: no keypoints in {args.keypoints}")
+                print(
+                    f"jwbdh-eval: {name} has no keypoints; only whole_body is scored for it", file=sys.stderr
+                )
+            batch.keypoints_reference = None if kp_ref is None else kp_ref[None].to(device)
+            batch.keypoints_generated = None if kp_gen is None else kp_gen[None].to(device)
+        elif detector is not None:
+            boxes, valid = detector(batch.reference)
+            batch.boxes, batch.valid = {"face": boxes}, {"face": valid}
+        with torch.inference_mode():
+            suite.update(batch)
+    results = suite.compute()
+    columns, rows = results_table(results)
+    print(format_table(columns, rows))
+    if not cfg.calibrated:
+        print(
+            "note: uncalibrated (smoke) backbones: these numbers are not comparable to the paper",
+            file=sys.stderr,
+        )
+    if args.out:
+        _write(Path(args.out), results, columns, rows, failures, cfg.name)
+    if failures:
+        print(f"jwbdh-eval: {len(failures)} problem(s):\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write(path: Path, results: dict, columns: list, rows: list, failures: list[str], preset: str) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps({"preset": preset, "results": results, "failures": failures}, indent=2))
+        return
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(weights_main())
+    sys.exit(eval_main())

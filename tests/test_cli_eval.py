@@ -1,0 +1,101 @@
+"""``jwbdh-eval`` end to end on mp4 files written with PyAV."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from jwbdh_callbacks.cli import eval_main, format_table, pair_videos
+from jwbdh_callbacks.synthetic import add_noise, generate_sample
+from metrics.video import write_video
+
+PRESET = """
+name: cli-test
+protocol: jwbdh-v1
+calibrated: false
+regions: [whole_body, face, hand]
+metrics:
+  SSIM: {}
+  PSNR: {max_psnr: 100.0}
+  FID: {feature_extractor: "smoke:image_encoder:16:uint8", num_features: 16}
+  SC: {feature_extractor: "smoke:image_encoder:16"}
+"""
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    gen_dir, ref_dir = root / "generated", root / "reference"
+    gen_dir.mkdir()
+    ref_dir.mkdir()
+    keypoints = {}
+    for i in range(2):
+        sample = generate_sample(seed=i, num_frames=8, height=160, width=128)
+        write_video(ref_dir / f"clip{i}.mp4", sample.video, fps=25)
+        write_video(gen_dir / f"clip{i}.mp4", add_noise(sample.video, 8.0 * (i + 1), seed=i), fps=25)
+        keypoints[f"clip{i}"] = sample.keypoints
+    torch.save(keypoints, root / "keypoints.pt")
+    (root / "preset.yaml").write_text(PRESET)
+    return root
+
+
+def test_end_to_end_csv_and_json(folders, capsys):
+    out_csv, out_json = folders / "res.csv", folders / "res.json"
+    kp, preset = str(folders / "keypoints.pt"), str(folders / "preset.yaml")
+    args = [
+        str(folders / "generated"),
+        str(folders / "reference"),
+        "--keypoints",
+        kp,
+        "--preset",
+        preset,
+        "--no-progress",
+    ]
+    assert eval_main([*args, "--out", str(out_csv)]) == 0
+    printed = capsys.readouterr().out
+    assert "paper: Step" in printed and "whole_body" in printed and "face" in printed
+    rows = list(csv.reader(out_csv.open()))
+    assert rows[0][:2] == ["source", "region"] and rows[1][0] == "ours"
+    assert eval_main([*args, "--out", str(out_json)]) == 0
+    results = json.loads(out_json.read_text())["results"]
+    assert set(results) == {"whole_body", "face", "hand"}
+    assert 0 < results["whole_body"]["SSIM"] < 1 and results["whole_body"]["PSNR"] > 10
+
+
+def test_unpaired_videos_are_listed(folders, tmp_path, capsys):
+    extra = tmp_path / "gen"
+    extra.mkdir()
+    for f in (folders / "generated").iterdir():
+        (extra / f.name).write_bytes(f.read_bytes())
+    (extra / "orphan.mp4").write_bytes((folders / "generated" / "clip0.mp4").read_bytes())
+    assert eval_main([str(extra), str(folders / "reference"), "--preset", str(folders / "preset.yaml")]) == 2
+    assert "only in GENERATED_DIR: orphan" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a directory"):
+        pair_videos(tmp_path / "missing", folders / "reference")
+
+
+def test_unreadable_video_is_reported_and_others_scored(folders, tmp_path, capsys):
+    gen, ref = tmp_path / "g", tmp_path / "r"
+    gen.mkdir()
+    ref.mkdir()
+    for name in ("clip0", "clip1"):
+        (gen / f"{name}.mp4").write_bytes((folders / "generated" / f"{name}.mp4").read_bytes())
+        (ref / f"{name}.mp4").write_bytes((folders / "reference" / f"{name}.mp4").read_bytes())
+    (gen / "broken.mp4").write_bytes(b"not a video at all")
+    (ref / "broken.mp4").write_bytes((folders / "reference" / "clip0.mp4").read_bytes())
+    code = eval_main([str(gen), str(ref), "--preset", str(folders / "preset.yaml"), "--regions", "whole_body",
+                      "--out", str(tmp_path / "o.json"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "skipping broken" in err
+    data = json.loads((tmp_path / "o.json").read_text())
+    assert data["failures"] and data["results"]["whole_body"]["SSIM"] > 0
+
+
+def test_format_table_and_bad_out(folders, capsys):
+    text = format_table(["a", "b"], [["x", 1.23456], ["y", None]])
+    assert "1.235" in text and "-" in text.splitlines()[-1]
+    code = eval_main([str(folders / "generated"), str(folders / "reference"), "--out", "x.txt"])
+    assert code == 2 and "--out" in capsys.readouterr().err
