@@ -8,12 +8,14 @@ from metrics.aesthetic import AestheticQuality
 from metrics.consistency import BackgroundConsistency, SubjectConsistency
 from metrics.dynamic_degree import DynamicDegree
 from metrics.frechet import FID, FVD, EdgeFID, FrechetDistance
+from metrics.identity import CSIM
 from metrics.imaging_quality import ImagingQuality
 from metrics.motion import MotionSmoothness
 from metrics.pixel import PSNR, SSIM, PixelCSIM
 from metrics.speech import WinRate, WordErrorRate
 
 __all__ = [
+    "CSIM",
     "FID",
     "FVD",
     "PSNR",
