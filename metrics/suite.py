@@ -104,11 +104,18 @@ def resolve_backbone_spec(value: Any) -> Any:
     if not isinstance(value, str) or not value.startswith("smoke:"):
         return value
     parts = value.split(":")
+    if parts[1:] == ["block_matching_flow"]:
+        from metrics.backbones.smoke import block_matching_flow_ref
+
+        return block_matching_flow_ref()
     if len(parts) in (3, 4) and parts[1] == "image_encoder" and parts[2].isdigit():
         from metrics.backbones.smoke import tiny_image_encoder_ref
 
         return tiny_image_encoder_ref(int(parts[2]), uint8_input=len(parts) == 4 and parts[3] == "uint8")
-    raise ValueError(f"unknown smoke backbone spec {value!r}; expected 'smoke:image_encoder:<dim>[:uint8]'")
+    raise ValueError(
+        f"unknown smoke backbone spec {value!r}; expected 'smoke:image_encoder:<dim>[:uint8]' or "
+        "'smoke:block_matching_flow'"
+    )
 
 
 def _builders() -> dict[str, Callable[..., Metric]]:

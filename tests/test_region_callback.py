@@ -202,7 +202,7 @@ def test_suite_all_twelve_metrics_on_three_regions_smoke():
     ref = data["reference"][None]
     gen = (ref.float() / 255 * 0.9).clamp(0, 1)
     suite = RegionalSuite(preset_metrics(load_preset("smoke")))
-    with pytest.warns(UserWarning):  # DD's RAFT cannot run on crops < 128 px: skipped and counted
+    with pytest.warns(UserWarning, match="skipped"):  # 1-frame face crops: SC/BC/DD need 2 frames, counted
         suite.update(
             AvatarBatch(generated=gen, reference=ref, keypoints_reference=data["keypoints"][None], fps=[25.0])
         )
@@ -212,7 +212,18 @@ def test_suite_all_twelve_metrics_on_three_regions_smoke():
         assert set(results[region]) == set(METRIC_KEYS)
     assert all(math.isfinite(v) for v in results["whole_body"].values())
     assert suite.skipped_metric.get("face/DD", 0) == 1 and math.isnan(results["face"]["DD"])
+    assert math.isfinite(results["hand"]["DD"])  # block-matching flow (smoke) runs on small crops
     assert not suite.is_calibrated
+
+
+def test_raft_on_small_crops_is_skipped_and_counted():
+    data = AvatarClips(2)[1]  # no hands: a normal ~60 px face box on every frame
+    ref = data["reference"][None]
+    batch = AvatarBatch(generated=ref, reference=ref, keypoints_reference=data["keypoints"][None], fps=[25.0])
+    raft = RegionalSuite({"DD": {"weights": None, "num_flow_updates": 1}}, regions=("face",))
+    with pytest.warns(UserWarning, match="DD skipped"):
+        raft.update(batch)  # torchvision RAFT needs >= 121 px frames
+    assert raft.skipped_metric["face/DD"] == 1
 
 
 def test_suite_crops_follow_the_keypoint_recipe():

@@ -5,6 +5,9 @@ path, but their numbers mean nothing: the smoke preset tags everything it logs a
 
 * :class:`TinyImageEncoder` -- frames ``[N, 3, H, W]`` -> ``[N, D]``: stands in for Inception (uint8 input,
   ``uint8_input=True``), DINO and CLIP (normalised float input after the metric's own preprocessing).
+* :class:`BlockMatchingFlow` -- a classical, parameter-free optical flow (exhaustive block matching) with
+  RAFT's calling convention, for DynamicDegree in smoke runs: unlike a random RAFT it measures real motion
+  (a static video has exactly zero flow), at a fraction of the cost and on crops of any size.
 
 Example:
     >>> import torch
@@ -17,11 +20,13 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
+from metrics.backbones.raft import PaddedFlowNet
 
-__all__ = ["TinyImageEncoder", "tiny_image_encoder_ref"]
+__all__ = ["BlockMatchingFlow", "TinyImageEncoder", "block_matching_flow_ref", "tiny_image_encoder_ref"]
 
 
 class TinyImageEncoder(nn.Module):
@@ -71,3 +76,55 @@ class _TinyFactory:
 
     def __hash__(self) -> int:
         return hash((self.out_dim, self.uint8_input))
+
+
+class BlockMatchingFlow(PaddedFlowNet):
+    """Per-block integer displacement minimising the mean absolute difference within ``±radius`` pixels.
+
+    Frames (float [0, 255], padded to a multiple of ``block``) are converted to grey; for every shift
+    ``(dx, dy)`` the absolute difference between frame 2 shifted back and frame 1 is averaged over
+    ``block x block`` cells; each cell takes the best shift (ties go to the smallest displacement, so a static
+    scene gives exactly zero). The block flow is repeated to full resolution: ``[N, 2, H, W]`` in pixels.
+    """
+
+    multiple = 8
+
+    def __init__(self, radius: int = 6, block: int = 8) -> None:
+        super().__init__()
+        if radius < 1 or block < 1:
+            raise ValueError(f"`radius` and `block` must be positive, got {radius}, {block}")
+        self.radius, self.block = radius, block
+        self.multiple = block
+
+    def flow_padded(self, image1: Tensor, image2: Tensor) -> Tensor:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=image1.device).view(1, 3, 1, 1)
+        g1, g2 = (image1 * weights).sum(1, keepdim=True), (image2 * weights).sum(1, keepdim=True)
+        r = self.radius
+        padded = F.pad(g2, (r, r, r, r), mode="replicate")
+        h, w = g1.shape[-2:]
+        shifts = [(dx, dy) for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        costs = []
+        for dx, dy in shifts:
+            moved = padded[..., r + dy : r + dy + h, r + dx : r + dx + w]
+            costs.append(F.avg_pool2d((moved - g1).abs(), self.block))
+        cost = torch.cat(costs, dim=1)  # [N, S, H/b, W/b]
+        disp = torch.tensor(shifts, dtype=cost.dtype, device=cost.device)  # [S, 2]
+        cost = cost + 1e-4 * disp.norm(dim=1).view(1, -1, 1, 1)  # ties -> smallest motion
+        best = disp[cost.argmin(dim=1)]  # [N, H/b, W/b, 2]
+        flow = best.permute(0, 3, 1, 2)
+        return flow.repeat_interleave(self.block, dim=2).repeat_interleave(self.block, dim=3)
+
+
+def block_matching_flow_ref(radius: int = 6, block: int = 8) -> BackboneRef:
+    """Shared-cache handle of a :class:`BlockMatchingFlow` (no weights)."""
+    return BackboneRef(f"block_matching_flow_{radius}_{block}", _BlockMatchingFactory(radius, block))
+
+
+class _BlockMatchingFactory:
+    def __init__(self, radius: int, block: int) -> None:
+        self.radius, self.block = radius, block
+
+    def __call__(self, weights: str | os.PathLike | None) -> nn.Module:
+        if weights is not None:
+            raise ValueError("BlockMatchingFlow has no weights; pass weights=None")
+        return BlockMatchingFlow(self.radius, self.block)
