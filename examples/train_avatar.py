@@ -100,6 +100,28 @@ def _logger(kind: str, out: Path) -> pl.loggers.Logger:
     return pl.loggers.CSVLogger(str(out), name="csv")
 
 
+PRESET_WEIGHTS = {
+    "jwbdh-v1": ["inception_v3_imagenet", "i3d_torchscript", "dino_vitb16", "clip_vitb32_openai",
+                 "clip_vitl14_openai", "laion_aesthetic_vitl14", "musiq_spaq", "raft_large_c_t_v1", "amt_s"],
+    "standard": ["fid_inception_v3", "i3d_torchscript", "dino_vitb16", "clip_vitb32_openai",
+                 "clip_vitl14_openai", "laion_aesthetic_vitl14", "musiq_spaq", "raft_large_c_t_v1", "amt_s",
+                 "facenet_vggface2"],
+}  # fmt: skip
+
+
+def check_weights(preset: str) -> list[str]:
+    """Registry names a calibrated preset needs that are not on disk (no download is attempted)."""
+    from metrics.backbones.weights import WeightsUnavailableError, resolve_weights
+
+    missing = []
+    for name in PRESET_WEIGHTS.get(preset, []):
+        try:
+            resolve_weights(name, allow_download=False)
+        except WeightsUnavailableError:
+            missing.append(name)
+    return missing
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -112,6 +134,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num-val", type=int, default=4)
     parser.add_argument("--frames", type=int, default=8)
     args = parser.parse_args(argv)
+    missing = check_weights(args.preset)
+    if missing:
+        print(
+            f"preset {args.preset!r} needs checkpoints that are not cached: {', '.join(missing)}.\n"
+            f"Run `jwbdh-weights download {' '.join(missing)}` (needs internet once), or use --preset smoke.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     torch.manual_seed(0)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     out = Path(args.out)

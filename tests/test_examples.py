@@ -46,3 +46,15 @@ def test_demo_writes_a_wandb_offline_run(tmp_path, monkeypatch):
     media = runs[0] / "files" / "media"
     assert list(media.rglob("*.png")) and list(media.rglob("*.mp4"))
     assert list(media.rglob("*table*.json"))
+
+
+def test_calibrated_preset_without_cached_weights_exits_with_the_download_command(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("JWBDH_WEIGHTS_DIR", raising=False)
+    demo = _load("train_avatar")
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--preset", "jwbdh-v1", "--out", str(tmp_path)])
+    assert info.value.code == 2
+    assert "jwbdh-weights download inception_v3_imagenet" in capsys.readouterr().err
