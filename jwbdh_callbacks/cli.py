@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -235,7 +236,13 @@ def _write(path: Path, results: dict, columns: list, rows: list, failures: list[
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps({"preset": preset, "results": results, "failures": failures}, indent=2))
+        # strict JSON has no NaN: a metric with nothing to score is written as null
+        clean = {
+            r: {k: (v if math.isfinite(v) else None) for k, v in vals.items()} for r, vals in results.items()
+        }
+        path.write_text(
+            json.dumps({"preset": preset, "results": clean, "failures": failures}, indent=2, allow_nan=False)
+        )
         return
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)

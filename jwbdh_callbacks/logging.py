@@ -187,8 +187,8 @@ class MediaLogger:
         """Table + per-region bar charts; ``tag`` (e.g. "smoke: uncalibrated") is shown in titles."""
         columns, rows = results_table(results)
         for logger in self.loggers:
-            kind = self._kind(logger)
             try:
+                kind = self._kind(logger)
                 if kind == "wandb":
                     logger.log_table(key=f"{self.prefix}/table", columns=columns, data=rows, step=step)
                     charts = self._bar_charts(results, tag)
@@ -223,8 +223,8 @@ class MediaLogger:
         if not videos:
             return
         for logger in self.loggers:
-            kind = self._kind(logger)
             try:
+                kind = self._kind(logger)
                 if kind == "wandb":
                     self._wandb_videos(logger, videos, step, fps, caption)
                 elif kind == "tensorboard":

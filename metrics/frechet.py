@@ -42,6 +42,7 @@ __all__ = ["FID", "FVD", "EdgeFID", "FrechetDistance"]
 
 _STATS_FORMAT = "jwbdh-frechet-statistics/1"
 _MODES = ("per_video", "pooled")
+_MAX_FEATURE = 1e150  # x * x stays finite in float64 up to ~1.3e154
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -118,6 +119,11 @@ class _FrechetStatistics(Metric):
             raise ValueError(f"`{name}` must be {shape} features with d={self.num_features}, got {got}")
         if not features.is_floating_point() or not torch.isfinite(features).all():
             raise ValueError(f"`{name}` must be finite floating-point features (dtype {features.dtype})")
+        if features.numel() and float(features.detach().abs().max()) > _MAX_FEATURE:
+            raise ValueError(
+                f"`{name}` has features above {_MAX_FEATURE:g} in magnitude; their float64 second moments "
+                "would overflow. Rescale the features."
+            )
         return features
 
     # ------------------------------------------------------------------------------------------ compute

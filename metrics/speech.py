@@ -311,7 +311,12 @@ class WinRate(Metric):
     def update(self, outcomes: Sequence[Any] | Tensor, categories: str | Sequence[str] | None = None) -> None:
         """Add judged samples: :class:`Outcome` values, their ints, or 'win'/'loss'/'tie'/'invalid'."""
         if isinstance(outcomes, Tensor):
-            if outcomes.ndim != 1 or outcomes.is_floating_point() or outcomes.is_complex():
+            if (
+                outcomes.ndim != 1
+                or outcomes.is_floating_point()
+                or outcomes.is_complex()
+                or (outcomes.dtype == torch.bool)
+            ):
                 raise ValueError(
                     f"outcomes must be a 1-D integer tensor, got {outcomes.dtype} {tuple(outcomes.shape)}"
                 )

@@ -374,7 +374,7 @@ def test_update_validates_inputs(cls):
 
 def test_ssim_rejects_frames_too_small():
     m = SSIM()
-    with pytest.raises(ValueError, match="smaller side is >= 3 px"):
+    with pytest.raises(ValueError, match="smaller side >= 3 px"):
         m.update(torch.zeros(1, 2, 3, 2, 8, dtype=torch.uint8), torch.zeros(1, 2, 3, 2, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="at least 11x11"):
         x = torch.zeros(1, 2, 3, 10, 16, dtype=torch.uint8)

@@ -355,8 +355,8 @@ def test_validation_data_range(fn, data_range: float) -> None:
 @pytest.mark.parametrize(
     ("shape", "kwargs", "pattern"),
     [
-        ((1, 3, 2, 9), {}, "smaller side is >= 3"),  # default rule would give w = 1
-        ((1, 3, 9, 1), {}, "smaller side is >= 3"),
+        ((1, 3, 2, 9), {}, "smaller side >= 3"),  # default rule would give w = 1
+        ((1, 3, 9, 1), {}, "smaller side >= 3"),
         ((1, 3, 16, 16), {"win_size": 4}, "odd"),
         ((1, 3, 16, 16), {"win_size": 1}, ">= 3"),
         ((1, 3, 16, 16), {"win_size": 17}, "smaller frame side"),

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.weights import REGISTRY, WeightsChecksumError, resolve_weights, verify_file
+from metrics.backbones.weights import REGISTRY, WeightsChecksumError, resolve_weights, torch_load, verify_file
 
 __all__ = [
     "AMTS",
@@ -414,7 +414,7 @@ def load_amt_checkpoint(weights: str | os.PathLike) -> dict[str, Tensor]:
     """
     path = resolve_weights(weights)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load(path, weights_only=True)
     except pickle.UnpicklingError as err:
         try:
             verify_file(path, REGISTRY["amt_s"])
@@ -424,7 +424,7 @@ def load_amt_checkpoint(weights: str | os.PathLike) -> dict[str, Tensor]:
                 f"not the published amt-s.pth (sha256 {REGISTRY['amt_s'].sha256}); re-save it as "
                 f"torch.save({{'state_dict': model.state_dict()}}, path). Loader error: {err}"
             ) from err
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch_load(path, weights_only=False)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

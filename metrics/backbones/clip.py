@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.dino import normalize_channels, short_side_resize_shape, to_0_255
-from metrics.backbones.weights import resolve_weights
+from metrics.backbones.weights import resolve_weights, torch_load
 
 __all__ = [
     "CLIP_MEAN",
@@ -149,7 +149,7 @@ def read_clip_state_dict(weights: str | os.PathLike) -> dict[str, Tensor]:
             warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
             state = torch.jit.load(str(path), map_location="cpu").state_dict()
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load(path, weights_only=True)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
     if not isinstance(state, dict) or not state:

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.inception import calibrate_batchnorm, load_checkpoint
+from metrics.backbones.weights import torch_load
 from metrics.functional.resize import resize_opencv_area, resize_pil_bilinear
 
 __all__ = [
@@ -271,7 +272,7 @@ class MTCNNDetector(nn.Module):
         )
         if weights is not None:
             for name, path in mtcnn_weight_files(weights).items():
-                state = torch.load(path, map_location="cpu", weights_only=True)
+                state = torch_load(path, weights_only=True)
                 getattr(self, name).load_state_dict(state, strict=True)
         self.eval()
 

@@ -32,11 +32,10 @@ from __future__ import annotations
 import os
 import pickle
 
-import torch
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.weights import REGISTRY, resolve_weights
+from metrics.backbones.weights import REGISTRY, resolve_weights, torch_load
 
 __all__ = ["MUSIQSpaq", "load_musiq_state_dict", "musiq_class", "musiq_ref"]
 
@@ -65,11 +64,14 @@ def load_musiq_state_dict(weights: str | os.PathLike) -> dict[str, Tensor]:
     """
     path = resolve_weights(weights)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch_load(path, weights_only=True)
     except pickle.UnpicklingError:
         if os.fspath(weights) not in REGISTRY:
-            raise
-        state = torch.load(path, map_location="cpu", weights_only=False)  # checksum-verified registry file
+            raise ValueError(
+                f"checkpoint {path} holds objects that torch.load(weights_only=True) refuses; only the "
+                "verified registry file is unpickled fully. Re-save it as a plain state dict."
+            ) from None
+        state = torch_load(path, weights_only=False)  # checksum-verified registry file
     for key in ("params", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

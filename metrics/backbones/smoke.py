@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.raft import PaddedFlowNet
+from metrics.backbones.weights import torch_load
 
 __all__ = ["BlockMatchingFlow", "TinyImageEncoder", "block_matching_flow_ref", "tiny_image_encoder_ref"]
 
@@ -65,7 +66,7 @@ class _TinyFactory:
     def __call__(self, weights: str | os.PathLike | None) -> nn.Module:
         net = TinyImageEncoder(out_dim=self.out_dim, uint8_input=self.uint8_input)
         if weights is not None:
-            net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+            net.load_state_dict(torch_load(weights), strict=True)
         return net
 
     def __eq__(self, other: object) -> bool:

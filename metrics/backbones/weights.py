@@ -47,6 +47,7 @@ __all__ = [
     "main",
     "register",
     "resolve_weights",
+    "torch_load",
     "verify_file",
 ]
 
@@ -246,6 +247,43 @@ for _entry in (
     register(_entry)
 
 
+def torch_load(path: str | os.PathLike, *, weights_only: bool = True) -> object:
+    """``torch.load`` on the CPU with clear errors for broken files.
+
+    A truncated, empty, HTML or otherwise corrupt file raises ``ValueError`` naming the file. When
+    ``weights_only=True`` refuses a well-formed pickle that references non-tensor globals, the
+    ``pickle.UnpicklingError`` is re-raised unchanged so that callers can decide whether a full unpickle is
+    safe (only for a checksum-verified registry file).
+    """
+    import pickle
+
+    import torch
+
+    hint = "delete it and download it again"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        if weights_only and "unsupported global" in text.lower():  # a real pickle holding non-tensor objects
+            raise
+        raise ValueError(
+            f"cannot read checkpoint {path}: {text}. It looks corrupt or is not a checkpoint; {hint}"
+        ) from err
+    except (
+        EOFError,
+        RuntimeError,
+        UnicodeDecodeError,
+        OSError,
+        ValueError,
+        AttributeError,
+        ImportError,
+    ) as err:
+        kind = type(err).__name__
+        raise ValueError(
+            f"cannot read checkpoint {path} ({kind}: {err}). It may be truncated or corrupt; {hint}"
+        ) from err
+
+
 def cache_dir() -> Path:
     """The download cache: ``$XDG_CACHE_HOME/jwbdh`` or ``~/.cache/jwbdh``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -393,13 +431,18 @@ def download_weights(name: str, *, timeout: float = 60.0) -> Path:
                 tmp = _extract_member(tmp, entry.archive_member)
             verify_file(tmp, entry)
             os.replace(tmp, target)
+            sidecar = tmp.with_name(tmp.name + ".sha256")
+            if sidecar.exists():  # keep the verified hash with the file (size and mtime are unchanged)
+                os.replace(sidecar, target.with_name(target.name + ".sha256"))
             return target
         except WeightsChecksumError:
             tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".sha256").unlink(missing_ok=True)
             raise
         except Exception as err:  # network and HTTP errors: try the next mirror
             errors.append(f"{url}: {err}")
             tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".sha256").unlink(missing_ok=True)
     raise _unavailable(entry, "download failed (" + "; ".join(errors) + ")")
 
 

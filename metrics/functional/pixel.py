@@ -86,8 +86,8 @@ def _resolve_win_size(window: str, win_size: int | None, height: int, width: int
             )
         if smaller < _GAUSSIAN_WIN:
             raise ValueError(
-                f'window="gaussian" needs frames of at least {_GAUSSIAN_WIN}x{_GAUSSIAN_WIN} px, '
-                f"got H x W = {height} x {width}"
+                f"`reference` (and `generated`) frames must be at least {_GAUSSIAN_WIN}x{_GAUSSIAN_WIN} px "
+                f'for window="gaussian", got H x W = {height} x {width}'
             )
         return _GAUSSIAN_WIN
     if window != "uniform":
@@ -97,8 +97,9 @@ def _resolve_win_size(window: str, win_size: int | None, height: int, width: int
         # skimage's sample covariance divides by w*w - 1 = 0, so SSIM is undefined there.
         if smaller < 3:
             raise ValueError(
-                f"SSIM needs frames whose smaller side is >= 3 px (the window would be 1 px and the sample "
-                f"covariance normalisation w*w/(w*w-1) is undefined), got H x W = {height} x {width}"
+                f"`reference` (and `generated`) frames need a smaller side >= 3 px for SSIM (the window "
+                f"would be 1 px and the sample covariance normalisation w*w/(w*w-1) is undefined), got "
+                f"H x W = {height} x {width}"
             )
         w = min(_DEFAULT_UNIFORM_WIN, smaller)
         return w - 1 if w % 2 == 0 else w
