@@ -1,1 +1,34 @@
-"""Speed benchmarks: our code against a baseline measured in the same process, reported as ratios."""
+"""Speed benchmarks: our code against a baseline measured in the same process, reported as ratios.
+
+Run ``python -m benchmarks [--quick] [--check] [--json OUT] [--only NAME ...] [--thresholds FILE]``
+(``--list`` names the benchmarks). Each benchmark times our code and a baseline on the same inputs,
+interleaved over several rounds (median and min/max spread), reports ``baseline / ours`` (> 1: we are faster)
+or an overhead / growth factor, and checks that both sides give the same numbers within a stated tolerance:
+
+================== ========================================================== =============================
+name               ours vs baseline                                           numbers must agree to
+================== ========================================================== =============================
+frechet_pooled     FrechetDistance.compute (cold, cached reference factor)    1e-6 relative
+                   vs torchmetrics FrechetInceptionDistance.compute, d=2048
+frechet_per_video  batched exact low-rank per-video Fréchet vs np.cov +       1e-6 relative
+                   scipy.linalg.sqrtm per 16-frame pair, d=2048
+ssim               ssim_frames (float64, batched) vs skimage per frame        1e-9 absolute
+edges              torch OpenCV-exact gray + Canny vs cv2 per frame           identical pixels
+crops              region_videos (roi_align) vs numpy slice + cv2.resize      1 grey level
+pipeline           RegionalSuite (FID, E-FID, FVD, SSIM, PSNR, CSIM) vs the   Fréchet 1e-5 relative,
+                   reference scripts' per-video loop, shared smoke backbones  pixel metrics 1e-9 absolute
+callback_overhead  validation epoch with JWBDHCallback(preset="smoke") vs     every region/metric logged
+                   without (overhead fraction of the epoch)                   and finite
+memory             state bytes, retained and peak memory after N vs 10N       compute() not NaN
+                   updates of every metric (growth factor, 1 = flat)
+================== ========================================================== =============================
+
+``--quick`` uses small sizes (CI: about a minute on 2 CPU cores); the full run uses the sizes of DESIGN s7
+(d=2048, 512x512 frames). The device is CUDA when available, else the CPU (``--device`` overrides).
+``--check`` compares every ratio with ``benchmarks/thresholds.json`` (documented there) and exits 1 on a
+regression, a correctness mismatch or a crash. ``--json`` writes every measurement, including per-stage and
+per-metric time breakdowns.
+
+Modules: ``common`` (timing, results, thresholds, table), ``data`` (rendered avatar inputs),
+``frechet_bench``, ``frames_bench``, ``pipeline_bench``, ``callback_bench``, ``memory_bench``.
+"""

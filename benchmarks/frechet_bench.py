@@ -1,29 +1,47 @@
-"""Fréchet speed: our compute vs torchmetrics FID.compute() at d=2048, per-video Fréchet vs scipy sqrtm.
+"""Fréchet benchmarks: pooled compute vs torchmetrics' FID, per-video exact Fréchet vs scipy sqrtm.
 
-Both sides run in this process on the same statistics, interleaved over several rounds; we report median
-times and the ratio baseline / ours (>1 means we are faster), plus the relative difference of the values.
+* ``frechet_pooled``: our :class:`~metrics.frechet.FrechetDistance` (pooled mode, eigh/Cholesky sandwich in
+  float64) ``compute()`` vs ``torchmetrics.image.fid.FrechetInceptionDistance.compute()`` with an identity
+  feature extractor, both fed the same ``n = 1.25 d`` features per side (full rank). Ours is timed cold
+  (no cached reference factor) and with the cached reference factor (a training run whose reference side
+  does not change between validation epochs). Correctness: relative difference <= 1e-6 (DESIGN s7).
+* ``frechet_per_video``: :func:`~metrics.functional.frechet.per_video_frechet_distance` on ``B`` 16-frame
+  video pairs at once (time per video = batch time / B) vs the reference scripts' per-pair
+  ``np.cov`` + ``scipy.linalg.sqrtm(S1 S2)`` (one pair per round; at d=2048 one sqrtm takes tens of seconds
+  on a CPU). Correctness: relative difference <= 1e-6 on the pairs both computed.
 
-    python -m benchmarks.frechet_bench [--rounds 3] [--dim 2048] [--quick]
+    python -m benchmarks --only frechet_pooled frechet_per_video [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
-import warnings
 
 import numpy as np
 import scipy.linalg
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 
+from benchmarks.common import (
+    BenchResult,
+    Config,
+    Correctness,
+    interleaved,
+    quiet,
+    relative_difference,
+    speedup,
+    summarize,
+)
 from metrics.frechet import FrechetDistance
 from metrics.functional.frechet import per_video_frechet_distance
 
+#: DESIGN s7: our Fréchet values agree with torchmetrics / scipy to <= 1e-6 relative.
+FRECHET_REL_TOL = 1e-6
+
 
 class _Identity(nn.Module):
+    """Feature extractor for torchmetrics' FID that returns its input: the features are given."""
+
     def __init__(self, d: int) -> None:
         super().__init__()
         self.num_features = d
@@ -33,106 +51,165 @@ class _Identity(nn.Module):
 
 
 def _features(n: int, d: int, shift: float, seed: int) -> torch.Tensor:
+    """Non-negative, correlated float64 features (like pooled CNN activations)."""
     g = torch.Generator().manual_seed(seed)
     mix = torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
     return (torch.randn(n, d, generator=g, dtype=torch.float64) @ mix + shift).clamp_min(0)
 
 
-def _timed(fn) -> tuple[float, float]:
-    start = time.perf_counter()
-    value = float(fn())
-    return time.perf_counter() - start, value
+def bench_frechet_pooled(cfg: Config) -> BenchResult:
+    """Pooled Fréchet compute (cold / cached reference factor) vs torchmetrics FID.compute()."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
 
-
-def bench_pooled(d: int, n: int, rounds: int) -> dict:
-    real, fake = _features(n, d, 0.0, 0), _features(n, d, 0.05, 1)
-    ours = FrechetDistance(num_features=d, mode="pooled")
+    d = cfg.pick(512, 2048)
+    n = d + d // 4
+    rounds = cfg.n_rounds(5, 5)
+    dev = cfg.device
+    real, fake = _features(n, d, 0.0, 0).to(dev), _features(n, d, 0.05, 1).to(dev)
+    ours = FrechetDistance(num_features=d, mode="pooled").to(dev)
     ours.update(real, real=True)
     ours.update(fake, real=False)
-    tm = FrechetInceptionDistance(feature=_Identity(d))
+    tm = FrechetInceptionDistance(feature=_Identity(d)).to(dev)
     tm.update(real, real=True)
     tm.update(fake, real=False)
 
-    def ours_cold():
+    def ours_cold() -> float:
         ours._computed, ours._factor_cache = None, None
-        return ours.compute()
+        return float(ours.compute())
 
-    def ours_cached():
-        ours._computed = None
-        return ours.compute()
+    def ours_cached() -> float:
+        ours._computed = None  # torchmetrics' compute cache, not our reference factor cache
+        return float(ours.compute())
 
-    def baseline():
+    def baseline() -> float:
         tm._computed = None
-        return tm.compute()
+        return float(tm.compute())
 
-    times = {"torchmetrics": [], "ours_cold": [], "ours_cached": []}
-    values = {}
-    for _ in range(rounds):  # interleaved so that machine noise hits both sides alike
-        for name, fn in (("torchmetrics", baseline), ("ours_cold", ours_cold), ("ours_cached", ours_cached)):
-            t, values[name] = _timed(fn)
-            times[name].append(t)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return {
-        "median_s": med,
-        "spread_s": {k: (min(v), max(v)) for k, v in times.items()},
-        "speedup_cold": med["torchmetrics"] / med["ours_cold"],
-        "speedup_cached": med["torchmetrics"] / med["ours_cached"],
-        "rel_diff": abs(values["ours_cold"] - values["torchmetrics"]) / abs(values["torchmetrics"]),
-    }
+    with quiet():
+        times, values = interleaved(
+            {"torchmetrics": baseline, "ours_cold": ours_cold, "ours_cached": ours_cached},
+            rounds,
+            dev,
+            warmup=1,
+        )
+    return BenchResult(
+        name="frechet_pooled",
+        mode=cfg.mode,
+        device=str(dev),
+        params={"d": d, "samples_per_side": n, "rounds": rounds, "dtype": "float64"},
+        timings={k: summarize(v) for k, v in times.items()},
+        ratios={
+            "speedup_cold": speedup(times, "torchmetrics", "ours_cold", "torchmetrics / ours (no cache)"),
+            "speedup_cached": speedup(
+                times, "torchmetrics", "ours_cached", "torchmetrics / ours (cached reference factor)"
+            ),
+        },
+        correctness=[
+            Correctness(
+                "rel diff ours vs torchmetrics",
+                relative_difference(values["ours_cold"], values["torchmetrics"]),
+                FRECHET_REL_TOL,
+            ),
+            Correctness(
+                "rel diff cached vs cold",
+                relative_difference(values["ours_cached"], values["ours_cold"]),
+                1e-12,
+            ),
+        ],
+        notes=[f"value {values['ours_cold']:.6g} (torchmetrics {values['torchmetrics']:.6g})"],
+    )
 
 
-def _scipy_per_video(x: np.ndarray, y: np.ndarray) -> float:
-    mu1, mu2 = x.mean(0), y.mean(0)
-    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+def scipy_cov_frechet(x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:
+    """The reference scripts' per-video Fréchet: ``np.cov`` + ``scipy.linalg.sqrtm`` with the 1e-6 retry.
+
+    ``x`` ``[n1, d]`` and ``y`` ``[n2, d]`` feature matrices (one row per frame) or, for a single sample,
+    the covariance is replaced by ``1e-6 I`` (the FVD rule).
+    """
+    mu1, mu2 = x.mean(axis=0), y.mean(axis=0)
+    d = x.shape[1]
+    s1 = np.cov(x, rowvar=False) if x.shape[0] > 1 else np.eye(d) * eps
+    s2 = np.cov(y, rowvar=False) if y.shape[0] > 1 else np.eye(d) * eps
+    return frechet_from_moments(mu1, s1, mu2, s2, eps)
 
 
-def bench_per_video(d: int, videos: int, rounds: int) -> dict:
+def frechet_from_moments(
+    mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, eps: float
+) -> float:
+    """pytorch-fid's ``calculate_frechet_distance`` as the scripts use it (sqrtm of S1 S2, real part)."""
+    diff = mu1 - mu2
+    with quiet():  # "Matrix is singular and may not have a square root": expected at rank <= 15
+        covmean = scipy.linalg.sqrtm(s1.dot(s2))
+        if not np.isfinite(covmean).all():
+            offset = np.eye(s1.shape[0]) * eps
+            covmean = scipy.linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    if np.iscomplexobj(covmean):
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def bench_frechet_per_video(cfg: Config) -> BenchResult:
+    """Batched exact per-video 16-frame Fréchet vs np.cov + scipy sqrtm per pair."""
+    d = cfg.pick(512, 2048)
+    videos = 64
+    rounds = cfg.n_rounds(3, 3)
+    dev = cfg.device
     g = torch.Generator().manual_seed(2)
-    gen = torch.randn(videos, 16, d, generator=g, dtype=torch.float64)
-    ref = torch.randn(videos, 16, d, generator=g, dtype=torch.float64) + 0.1
-    ours_t, base_t, rel = [], [], []
-    for r in range(rounds):
-        start = time.perf_counter()
-        ours = per_video_frechet_distance(gen, ref)
-        ours_t.append((time.perf_counter() - start) / videos)
-        i = r % videos
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t, value = _timed(lambda i=i: _scipy_per_video(gen[i].numpy(), ref[i].numpy()))
-        base_t.append(t)
-        rel.append(abs(float(ours[i]) - value) / abs(value))
-    return {
-        "median_s_per_video": {"scipy_sqrtm": statistics.median(base_t), "ours": statistics.median(ours_t)},
-        "speedup": statistics.median(base_t) / statistics.median(ours_t),
-        "max_rel_diff": max(rel),
-    }
+    mix = torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
+    centres = torch.randn(videos, 1, d, generator=g, dtype=torch.float64)
+    gen = ((torch.randn(videos, 16, d, generator=g, dtype=torch.float64) * 0.5 + centres) @ mix).clamp_min(0)
+    ref = (
+        (torch.randn(videos, 16, d, generator=g, dtype=torch.float64) * 0.5 + centres + 0.1) @ mix
+    ).clamp_min(0)
+    gen_dev, ref_dev = gen.to(dev), ref.to(dev)
+    gen_np, ref_np = gen.numpy(), ref.numpy()
+    state = {"round": 0, "scipy": []}
 
+    def ours() -> torch.Tensor:
+        return per_video_frechet_distance(gen_dev, ref_dev)
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dim", type=int, default=2048)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="d=512 and fewer samples (seconds, not minutes)")
-    args = parser.parse_args(argv)
-    d = 512 if args.quick else args.dim
-    pooled = bench_pooled(d, n=d + d // 4, rounds=args.rounds)
-    per_video = bench_per_video(d, videos=64, rounds=args.rounds)
-    print(f"device cpu, torch threads {torch.get_num_threads()}, d={d}, rounds={args.rounds}")
-    m = pooled["median_s"]
-    print(
-        f"pooled compute  torchmetrics {m['torchmetrics']:.3f}s | ours {m['ours_cold']:.3f}s "
-        f"(cached reference {m['ours_cached']:.3f}s) | speedup x{pooled['speedup_cold']:.2f} "
-        f"(cached x{pooled['speedup_cached']:.2f}) | rel diff {pooled['rel_diff']:.1e}"
+    def baseline() -> float:
+        i = state["round"] % videos
+        state["round"] += 1
+        value = scipy_cov_frechet(gen_np[i], ref_np[i])
+        state["scipy"].append((i, value))
+        return value
+
+    times, outs = interleaved(
+        {"ours_batch": ours, "scipy_sqrtm": baseline},
+        rounds,
+        dev,
+        warmup={"ours_batch": 2},
+        repeat={"ours_batch": 5},
     )
-    pv = per_video["median_s_per_video"]
-    print(
-        f"per-video 16f   scipy sqrtm {pv['scipy_sqrtm']:.3f}s | ours {pv['ours'] * 1e6:.1f}us per video | "
-        f"speedup x{per_video['speedup']:.0f} | max rel diff {per_video['max_rel_diff']:.1e}"
+    per_video = {"scipy_sqrtm": times["scipy_sqrtm"], "ours": [t / videos for t in times["ours_batch"]]}
+    values = outs["ours_batch"].cpu()
+    rel = max(relative_difference(float(values[i]), v) for i, v in state["scipy"])
+    return BenchResult(
+        name="frechet_per_video",
+        mode=cfg.mode,
+        device=str(dev),
+        params={"d": d, "frames_per_video": 16, "videos_per_batch": videos, "rounds": rounds},
+        timings={k: summarize(v) for k, v in per_video.items()},
+        ratios={
+            "speedup": speedup(per_video, "scipy_sqrtm", "ours", "scipy sqrtm per pair / ours per video")
+        },
+        correctness=[Correctness("max rel diff ours vs scipy sqrtm", rel, FRECHET_REL_TOL)],
+        notes=[
+            f"ours {statistics.median(per_video['ours']) * 1e6:.3g} us per video (batch of {videos}); "
+            f"scipy {statistics.median(times['scipy_sqrtm']):.3g} s per pair"
+        ],
     )
-    return {"pooled": pooled, "per_video": per_video}
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARKS = {
+    "frechet_pooled": bench_frechet_pooled,
+    "frechet_per_video": bench_frechet_per_video,
+}
+
+if __name__ == "__main__":  # pragma: no cover - `python -m benchmarks.frechet_bench [--quick] ...`
+    import sys
+
+    from benchmarks.__main__ import main
+
+    raise SystemExit(main(["--only", *BENCHMARKS, *sys.argv[1:]]))

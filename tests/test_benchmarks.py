@@ -1,0 +1,195 @@
+"""The speed-regression benchmarks (``python -m benchmarks``).
+
+The quick CI run passes its committed thresholds and writes the documented JSON; ``--check`` really fails on
+a regression (a threshold above the measured value) or a wrong number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import (
+    BenchResult,
+    Correctness,
+    Ratio,
+    evaluate,
+    load_thresholds,
+    speedup,
+    threshold_for,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ALL = (
+    "frechet_pooled",
+    "frechet_per_video",
+    "ssim",
+    "edges",
+    "crops",
+    "pipeline",
+    "callback_overhead",
+    "memory",
+)
+
+
+def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    proc = _run("--quick", "--check", "--json", str(out))
+    payload = json.loads(out.read_text()) if out.exists() else {}
+    return proc, payload
+
+
+@pytest.mark.slow
+def test_quick_check_passes_and_writes_json(quick_run: tuple[subprocess.CompletedProcess, dict]) -> None:
+    proc, payload = quick_run
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    assert "all checks passed" in proc.stdout
+    assert "device cpu" in proc.stdout or "device cuda" in proc.stdout
+    assert payload["format"] == "jwbdh-benchmarks/1"
+    assert payload["mode"] == "quick"
+    assert payload["check"] == {"enabled": True, "passed": True, "failures": []}
+    results = {r["name"]: r for r in payload["results"]}
+    assert tuple(results) == ALL
+    for name, res in results.items():
+        assert res["error"] is None, (name, res["notes"])
+        assert res["mode"] == "quick" and res["device"] in ("cpu", "cuda")
+        assert res["ratios"], name
+        for key, ratio in res["ratios"].items():
+            assert ratio["kind"] in ("speedup", "overhead", "growth"), (name, key)
+            value, low, high = (float(ratio[k]) for k in ("value", "low", "high"))
+            assert math.isfinite(value) and low <= high, (name, key, ratio)
+        assert res["correctness"], name
+        for check in res["correctness"]:
+            assert check["ok"] is True and float(check["value"]) <= float(check["tolerance"]), (name, check)
+        if name != "memory":
+            for side in res["timings"].values():
+                assert side["min_s"] <= side["median_s"] <= side["max_s"]
+                assert len(side["rounds_s"]) >= 1
+    assert {row["status"] for row in payload["checks"]} == {"pass"}
+
+
+@pytest.mark.slow
+def test_every_measured_ratio_has_thresholds_in_both_modes(
+    quick_run: tuple[subprocess.CompletedProcess, dict],
+) -> None:
+    _, payload = quick_run
+    thresholds = load_thresholds()
+    for res in payload["results"]:
+        for key, ratio in res["ratios"].items():
+            for mode in ("quick", "full"):
+                limit = threshold_for(thresholds, res["name"], key, mode)
+                assert limit, f"no {mode} threshold for {res['name']}.{key}"
+                expected = "min" if ratio["kind"] == "speedup" else "max"
+                assert set(limit) == {expected}, (res["name"], key, mode, limit)
+
+
+def test_check_fails_when_a_threshold_is_raised_above_the_measured_value(tmp_path: Path) -> None:
+    raised = load_thresholds()
+    raised["benchmarks"]["ssim"]["speedup"]["quick"] = {"min": 1e9}
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps(raised))
+    out = tmp_path / "out.json"
+    args = ("--quick", "--only", "ssim", "--rounds", "1", "--thresholds", str(path), "--json", str(out))
+    proc = _run(*args, "--check", timeout=180)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]
+    assert "FAILED checks" in proc.stdout and "ssim.speedup" in proc.stdout
+    payload = json.loads(out.read_text())
+    assert payload["check"]["passed"] is False
+    assert [f["check"] for f in payload["check"]["failures"]] == ["ssim.speedup"]
+    # Without --check the same regression is reported but does not fail the command.
+    assert _run(*args, timeout=180).returncode == 0
+
+
+def _result(ratios: dict[str, Ratio], correctness: list[Correctness] | None = None) -> BenchResult:
+    return BenchResult(name="demo", mode="quick", device="cpu", ratios=ratios, correctness=correctness or [])
+
+
+THRESHOLDS = {
+    "benchmarks": {
+        "demo": {
+            "speedup": {"quick": {"min": 2.0}, "full": {"min": 5.0}},
+            "overhead": {"quick": {"max": 0.5}},
+        }
+    }
+}
+
+
+def test_evaluate_min_max_and_modes() -> None:
+    rows = evaluate(
+        _result({"speedup": Ratio("speedup", 3.0, 2.5, 3.5), "overhead": Ratio("overhead", 0.4, 0.3, 0.6)}),
+        THRESHOLDS,
+    )
+    assert [r["status"] for r in rows] == ["pass", "pass"]
+    rows = evaluate(
+        _result({"speedup": Ratio("speedup", 1.9, 1.8, 2.1), "overhead": Ratio("overhead", 0.7, 0.6, 0.8)}),
+        THRESHOLDS,
+    )
+    assert [r["status"] for r in rows] == ["FAIL", "FAIL"]
+    full = _result({"speedup": Ratio("speedup", 3.0, 2.5, 3.5)})
+    full.mode = "full"
+    assert [r["status"] for r in evaluate(full, THRESHOLDS)] == ["FAIL"]  # full mode asks for 5x
+    assert [
+        r["status"] for r in evaluate(_result({"other": Ratio("speedup", 0.1, 0.1, 0.1)}), THRESHOLDS)
+    ] == ["unchecked"]
+
+
+def test_evaluate_fails_on_correctness_mismatch_nan_and_errors() -> None:
+    ok = Correctness("rel diff", 1e-8, 1e-6)
+    bad = Correctness("rel diff", 1e-3, 1e-6)
+    nan = Correctness("rel diff", float("nan"), 1e-6)
+    assert ok.ok and not bad.ok and not nan.ok
+    rows = evaluate(_result({"speedup": Ratio("speedup", 3.0, 3.0, 3.0)}, [ok, bad, nan]), THRESHOLDS)
+    assert [r["status"] for r in rows] == ["pass", "pass", "FAIL", "FAIL"]
+    crashed = _result({})
+    crashed.error = "RuntimeError: boom"
+    assert [r["status"] for r in evaluate(crashed, THRESHOLDS)] == ["FAIL"]
+
+
+def test_speedup_uses_medians_and_per_round_spread() -> None:
+    r = speedup({"base": [10.0, 12.0, 30.0], "ours": [1.0, 2.0, 3.0]}, "base", "ours")
+    assert r.kind == "speedup"
+    assert r.value == pytest.approx(12.0 / 2.0)
+    assert (r.low, r.high) == pytest.approx((6.0, 10.0))
+
+
+def test_state_bytes_sees_growing_list_states() -> None:
+    import torch
+    from torchmetrics import Metric
+
+    from benchmarks.memory_bench import state_bytes
+
+    class Keeps(Metric):
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_state("total", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state("kept", [], dist_reduce_fx="cat")
+
+        def update(self, x: torch.Tensor) -> None:
+            self.total += x.sum()
+            self.kept.append(x)
+
+        def compute(self) -> torch.Tensor:
+            return self.total
+
+    m = Keeps()
+    m.update(torch.zeros(4, dtype=torch.float32))
+    one = state_bytes(m)
+    for _ in range(9):
+        m.update(torch.zeros(4, dtype=torch.float32))
+    assert one == 8 + 16 and state_bytes(m) == 8 + 160
