@@ -20,6 +20,7 @@ naming the reason; fewer samples than feature dimensions warn that the estimate 
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -117,9 +118,13 @@ class _FrechetStatistics(Metric):
             )
             shape = "[N, d]" if ndim == 2 else "[B, n, d]"
             raise ValueError(f"`{name}` must be {shape} features with d={self.num_features}, got {got}")
-        if not features.is_floating_point() or not torch.isfinite(features).all():
+        # One reduction (one device sync) answers both checks: NaN/Inf propagate into the maximum.
+        peak = (
+            float(features.detach().abs().max()) if features.numel() and features.is_floating_point() else 0.0
+        )
+        if not features.is_floating_point() or not math.isfinite(peak):
             raise ValueError(f"`{name}` must be finite floating-point features (dtype {features.dtype})")
-        if features.numel() and float(features.detach().abs().max()) > _MAX_FEATURE:
+        if peak > _MAX_FEATURE:
             raise ValueError(
                 f"`{name}` has features above {_MAX_FEATURE:g} in magnitude; their float64 second moments "
                 "would overflow. Rescale the features."
