@@ -85,7 +85,8 @@ class SSIM(_PairedFrameMetric):
     Args:
         window: ``"uniform"`` or ``"gaussian"``.
         num_frames: frames per video (JWB-DH-V1 reads 16); None = all.
-        compute_dtype: float64 (exact, default) or float32 (faster on consumer GPUs, ~1e-5 deviation).
+        compute_dtype: float64 (exact, default) or float32 (faster on consumer GPUs, ~1e-5 deviation)
+            for float frames; uint8 frames with the uniform window always take the exact integer path.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:

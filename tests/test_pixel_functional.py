@@ -205,6 +205,44 @@ def test_ssim_gaussian_matches_skimage(h: int, w: int) -> None:
     )
 
 
+# ------------------------------------------------------------------------- SSIM: exact uint8 path (chunks)
+@pytest.mark.parametrize("cap", [40, 200, 5000])
+def test_ssim_uint8_chunked_bands_match_skimage(monkeypatch: pytest.MonkeyPatch, cap: int) -> None:
+    """Row bands (frames larger than a chunk) and plane groups (smaller) give skimage's numbers."""
+    import metrics.functional.pixel as pixel
+
+    monkeypatch.setattr(pixel, "_CPU_CHUNK_PIXELS", cap)
+    ref, gen = _structured_pair(29, 37, seed=23)
+    np.testing.assert_allclose(
+        ssim_frames(_nchw(gen), _nchw(ref)).numpy(), _sk_ssim_uniform(ref, gen), rtol=0, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("win_size", [3, 9, 11, 13, 15])
+def test_ssim_uint8_extremes_no_integer_overflow(win_size: int) -> None:
+    """Windows of 0 / 255 maximise every integer sum; int32 (win <= 11) and int64 (larger) stay exact."""
+    h, w = 40, 44
+    yy, xx = np.mgrid[0:h, 0:w]
+    checker = (((xx // 3 + yy // 3) % 2) * 255).astype(np.uint8)[..., None].repeat(3, -1)
+    white = np.full((h, w, 3), 255, np.uint8)
+    ref = np.stack([white, checker, white, np.zeros_like(white)])
+    gen = np.stack([white, 255 - checker, checker, white])
+    np.testing.assert_allclose(
+        ssim_frames(_nchw(gen), _nchw(ref), win_size=win_size).numpy(),
+        _sk_ssim_uniform(ref, gen, win_size=win_size),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
+def test_ssim_uint8_path_equals_float_path() -> None:
+    """The exact integer form and the float64 filters are two routes to the same number."""
+    ref, gen = _structured_pair(31, 45, seed=29)
+    exact = ssim_frames(_nchw(gen), _nchw(ref), k1=0.02, k2=0.05, data_range=200.0)
+    floats = ssim_frames(_nchw(gen).double(), _nchw(ref).double(), k1=0.02, k2=0.05, data_range=200.0)
+    torch.testing.assert_close(exact, floats, rtol=0, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------- SSIM: precision
 @pytest.mark.parametrize("window", ["uniform", "gaussian"])
 def test_ssim_float32_close_to_float64(window: str) -> None:
