@@ -493,11 +493,12 @@ class EdgeFID(FID):
 
     Each frame -> grayscale (OpenCV's BGR2GRAY weights) -> ``cv2.Canny(gray, 100, 200)`` -> three equal
     channels -> the same Inception and Fréchet computation as :class:`FID`. The Canny runs in torch on the
-    input's device and matches OpenCV pixel for pixel (tests/test_edges.py); ``edge_backend="opencv"`` calls
-    OpenCV on the CPU instead.
+    input's device and matches OpenCV pixel for pixel (tests/test_edges.py); CPU tensors go to OpenCV itself
+    when it is installed (``edge_backend="auto"``).
 
     Args:
-        edge_backend: ``"torch"`` (default) or ``"opencv"``.
+        edge_backend: ``"auto"`` (default: OpenCV's Canny for CPU tensors when OpenCV is installed, our
+            identical torch Canny otherwise, e.g. on a GPU), ``"torch"`` or ``"opencv"``.
         low_threshold, high_threshold: Canny hysteresis thresholds (jwbdh-v1: 100, 200).
         kwargs: as :class:`FID`.
 
@@ -508,12 +509,12 @@ class EdgeFID(FID):
     def __init__(
         self,
         *args: Any,
-        edge_backend: str = "torch",
+        edge_backend: str = "auto",
         low_threshold: float = 100.0,
         high_threshold: float = 200.0,
         **kwargs: Any,
     ) -> None:
-        _check_choice("edge_backend", edge_backend, ("torch", "opencv"))
+        _check_choice("edge_backend", edge_backend, ("auto", "torch", "opencv"))
         if not 0 <= low_threshold <= high_threshold:
             raise ValueError(
                 f"`low_threshold` and `high_threshold` must satisfy 0 <= low <= high, got {low_threshold}, "

@@ -108,13 +108,17 @@ def resolve_backbone_spec(value: Any) -> Any:
         from metrics.backbones.smoke import block_matching_flow_ref
 
         return block_matching_flow_ref()
+    if parts[1:] == ["frame_blend"]:
+        from metrics.backbones.smoke import frame_blend_ref
+
+        return frame_blend_ref()
     if len(parts) in (3, 4) and parts[1] == "image_encoder" and parts[2].isdigit():
         from metrics.backbones.smoke import tiny_image_encoder_ref
 
         return tiny_image_encoder_ref(int(parts[2]), uint8_input=len(parts) == 4 and parts[3] == "uint8")
     raise ValueError(
-        f"unknown smoke backbone spec {value!r}; expected 'smoke:image_encoder:<dim>[:uint8]' or "
-        "'smoke:block_matching_flow'"
+        f"unknown smoke backbone spec {value!r}; expected 'smoke:image_encoder:<dim>[:uint8]', "
+        "'smoke:block_matching_flow' or 'smoke:frame_blend'"
     )
 
 

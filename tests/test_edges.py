@@ -286,8 +286,8 @@ def test_canny_empty_batch():
 def test_canny_cuda_matches_cpu():
     rng = np.random.default_rng(5)
     frames = torch.from_numpy(np.stack([_procedural_rgb(rng, 64, 96) for _ in range(3)])).permute(0, 3, 1, 2)
-    cpu = edge_maps(frames.contiguous())
-    gpu = edge_maps(frames.contiguous().cuda())
+    cpu = edge_maps(frames.contiguous(), backend="torch")
+    gpu = edge_maps(frames.contiguous().cuda(), backend="torch")
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=0)
 
@@ -297,7 +297,7 @@ def test_edge_maps_shape_dtype_replication_and_pipeline():
     rng = np.random.default_rng(31)
     rgbs = [_procedural_rgb(rng, 50, 70) for _ in range(3)]
     frames = torch.from_numpy(np.stack(rgbs)).permute(0, 3, 1, 2).contiguous()
-    maps = edge_maps(frames)
+    maps = edge_maps(frames, backend="torch")
     assert maps.shape == (3, 3, 50, 70) and maps.dtype == torch.uint8
     assert torch.equal(maps[:, 0], maps[:, 1]) and torch.equal(maps[:, 0], maps[:, 2])
     for i, rgb in enumerate(rgbs):
@@ -314,6 +314,10 @@ def test_edge_maps_backends_agree():
         b = edge_maps(frames, backend="opencv", low_threshold=low, high_threshold=high)
         assert b.shape == a.shape and b.dtype == torch.uint8 and b.device == frames.device
         assert torch.equal(a, b)
+        # the default ("auto") is OpenCV for CPU tensors; a permuted (non-contiguous) view works too
+        assert torch.equal(edge_maps(frames, low_threshold=low, high_threshold=high), a)
+        view = frames.permute(0, 1, 3, 2)
+        assert torch.equal(edge_maps(view), edge_maps(view.contiguous(), backend="torch"))
 
 
 # ---------------------------------------------------------------------------------------- validation

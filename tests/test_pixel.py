@@ -51,7 +51,7 @@ def _cv2_bilinear(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 def _our_bilinear(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     x = torch.from_numpy(frame).permute(2, 0, 1)[None]
-    return resize_opencv_bilinear(x, hw)[0].permute(1, 2, 0).numpy()
+    return resize_opencv_bilinear(x, hw, backend="torch")[0].permute(1, 2, 0).numpy()
 
 
 def _script_win(h: int, w: int) -> int:

@@ -50,3 +50,34 @@ def test_tiny_image_encoder_and_bad_arguments():
         BlockMatchingFlow(radius=0)
     with pytest.raises(ValueError, match="no weights"):
         block_matching_flow_ref().factory("some.pth")
+
+
+def test_frame_blend_interpolator_scores_linear_fades_perfectly_and_flicker_lower():
+    from metrics.backbones.smoke import FrameBlendInterpolator, frame_blend_ref
+    from metrics.motion import MotionSmoothness
+
+    # A fade whose frames change by an even number of grey levels per frame: the blend of frames 2k and
+    # 2k+2 is exactly frame 2k+1, so the VBench score (255 - MAD) / 255 is exactly 1.
+    t = torch.arange(9, dtype=torch.int64).view(1, 9, 1, 1, 1)
+    base = torch.randint(0, 100, (1, 1, 3, 20, 24), generator=torch.Generator().manual_seed(0))
+    fade = (base + 16 * t).to(torch.uint8)
+    flicker = fade.clone()
+    flicker[:, 1::2] = 255 - flicker[:, 1::2]
+    scores = {}
+    for name, video in (("fade", fade), ("flicker", flicker)):
+        ms = MotionSmoothness(interpolator=frame_blend_ref(), small_frames="pad")
+        ms.update(video)
+        scores[name] = float(ms.compute())
+        assert not ms.is_calibrated
+    assert scores["fade"] == 1.0
+    # flicker: each odd frame is predicted by the blend of its (unflickered) even neighbours, truncated to
+    # uint8 as VBench does; the expected MAD is computed by hand from the frames.
+    pred = (fade[:, 0:-2:2].double() + fade[:, 2::2].double()) / 2
+    mad = (pred.trunc() - flicker[:, 1::2].double()).abs().mean()
+    assert scores["flicker"] == pytest.approx((255 - float(mad)) / 255, abs=1e-12)
+    out = FrameBlendInterpolator()(
+        torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4), torch.full((1, 1, 1, 1), 0.25)
+    )
+    assert torch.equal(out["imgt_pred"], torch.full((1, 3, 4, 4), 0.25))
+    with pytest.raises(ValueError, match="no weights"):
+        frame_blend_ref().factory("some.pth")

@@ -428,7 +428,7 @@ AREA_EXACT_SHAPES = [
 @pytest.mark.parametrize(("src", "dst"), AREA_EXACT_SHAPES)
 def test_opencv_area_exact(src, dst, kind):
     frames = _frames(kind, 2, *src)
-    ours = resize_opencv_area(_nchw(frames), dst)
+    ours = resize_opencv_area(_nchw(frames), dst, backend="torch")
     assert ours.dtype == torch.uint8 and ours.shape == (2, 3, *dst)
     assert _diff(ours, _cv2_resize(frames, dst, "INTER_AREA")) == (0, 1.0)
 
@@ -438,7 +438,7 @@ def test_opencv_area_exact(src, dst, kind):
 def test_opencv_area_hd_to_299(src, dst, kind):
     frames = _frames(kind, 1, *src)
     max_diff, identical = _diff(
-        resize_opencv_area(_nchw(frames), dst), _cv2_resize(frames, dst, "INTER_AREA")
+        resize_opencv_area(_nchw(frames), dst, backend="torch"), _cv2_resize(frames, dst, "INTER_AREA")
     )
     print(f"OpenCV area {src}->{dst} {kind}: max |diff| {max_diff}, identical {identical:.6%}")
     assert max_diff <= 1 and identical >= 0.9999
@@ -464,14 +464,14 @@ BILINEAR_SHAPES = [
 @pytest.mark.parametrize(("src", "dst"), BILINEAR_SHAPES)
 def test_opencv_bilinear_is_opencv_exact(src, dst, kind):
     frames = _frames(kind, _n_frames(src), *src)
-    ours = resize_opencv_bilinear(_nchw(frames), dst)
+    ours = resize_opencv_bilinear(_nchw(frames), dst, backend="torch")
     assert ours.dtype == torch.uint8
     assert _diff(ours, _cv2_resize(frames, dst)) == (0, 1.0)
 
 
 def test_opencv_bilinear_identity_is_a_copy():
     x = _nchw(_random_frames(1, 8, 8))
-    out = resize_opencv_bilinear(x, (8, 8))
+    out = resize_opencv_bilinear(x, (8, 8), backend="torch")
     assert torch.equal(out, x) and out.data_ptr() != x.data_ptr()
 
 
@@ -590,7 +590,9 @@ def test_resize_bad_backend_and_pil_float():
     with pytest.raises(ValueError, match=r"`backend` must be one of \('torch', 'pil'\), got 'opencv'"):
         resize_pil_bilinear(x, (4, 4), backend="opencv")
     for fn in (resize_opencv_area, resize_opencv_bilinear):
-        with pytest.raises(ValueError, match=r"`backend` must be one of \('torch', 'opencv'\), got 'cv2'"):
+        with pytest.raises(
+            ValueError, match=r"`backend` must be one of \('auto', 'torch', 'opencv'\), got 'cv2'"
+        ):
             fn(x, (4, 4), backend="cv2")
         with pytest.raises(ValueError, match="`backend` must be one of"):
             fn(x, (4, 4), backend="pil")
@@ -784,3 +786,23 @@ def test_write_video_no_frames(tmp_path):
     with pytest.raises(ValueError, match="at least one frame"):
         write_video(tmp_path / "empty.mp4", torch.zeros(0, 3, 8, 8, dtype=torch.uint8))
     assert not os.path.exists(tmp_path / "empty.mp4")
+
+
+def test_auto_backend_is_opencv_for_cpu_uint8_and_torch_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "auto" gives OpenCV's own pixels on a CPU and the torch port for float frames or without OpenCV."""
+    import metrics.functional.backend as backend_mod
+
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    dst = (23, 29)  # a non-integer downscale, where the torch INTER_AREA port can be one grey level off
+    reference = np.stack([cv2.resize(f, (dst[1], dst[0]), interpolation=cv2.INTER_AREA) for f in frames])
+    auto = resize_opencv_area(_nchw(frames), dst)
+    assert np.array_equal(auto.permute(0, 2, 3, 1).numpy(), reference)
+    assert backend_mod.resolve_backend("auto", _nchw(frames)) == "opencv"
+    assert backend_mod.resolve_backend("auto", _nchw(frames).float()) == "torch"
+    monkeypatch.setattr(backend_mod, "opencv_available", lambda: False)
+    assert backend_mod.resolve_backend("auto", _nchw(frames)) == "torch"
+    torch.testing.assert_close(
+        resize_opencv_area(_nchw(frames), dst), resize_opencv_area(_nchw(frames), dst, backend="torch")
+    )

@@ -8,6 +8,9 @@ path, but their numbers mean nothing: the smoke preset tags everything it logs a
 * :class:`BlockMatchingFlow` -- a classical, parameter-free optical flow (exhaustive block matching) with
   RAFT's calling convention, for DynamicDegree in smoke runs: unlike a random RAFT it measures real motion
   (a static video has exactly zero flow), at a fraction of the cost and on crops of any size.
+* :class:`FrameBlendInterpolator` -- the classical linear-blend frame interpolator (``(1 - t) I0 + t I1``)
+  with AMT's calling convention, for MotionSmoothness in smoke runs: a video whose frames change linearly
+  scores exactly 1, flicker scores lower, and it costs a few element-wise passes instead of a random AMT-S.
 
 Example:
     >>> import torch
@@ -27,20 +30,31 @@ from metrics.backbones.cache import BackboneRef
 from metrics.backbones.raft import PaddedFlowNet
 from metrics.backbones.weights import torch_load
 
-__all__ = ["BlockMatchingFlow", "TinyImageEncoder", "block_matching_flow_ref", "tiny_image_encoder_ref"]
+__all__ = [
+    "BlockMatchingFlow",
+    "FrameBlendInterpolator",
+    "TinyImageEncoder",
+    "block_matching_flow_ref",
+    "frame_blend_ref",
+    "tiny_image_encoder_ref",
+]
 
 
 class TinyImageEncoder(nn.Module):
-    """Four strided convolutions, global average pooling and a linear projection to ``out_dim``."""
+    """A 4x4 patchify stem, three strided convolutions, global average pooling and a linear projection.
+
+    The patchify stem (as in ViTs and ConvNeXt) makes the encoder about 4x cheaper than a 3x3 stride-2 stem
+    at the 224 px the CLIP/DINO preprocessing produces; frames smaller than 4 px are padded up to it.
+    """
 
     def __init__(self, out_dim: int = 64, width: int = 16, uint8_input: bool = False) -> None:
         super().__init__()
         if out_dim < 1 or width < 1:
             raise ValueError(f"`out_dim` and `width` must be positive, got {out_dim}, {width}")
         self.uint8_input = uint8_input
-        layers: list[nn.Module] = []
-        channels = 3
-        for i in range(4):
+        layers: list[nn.Module] = [nn.Conv2d(3, width, 4, stride=4), nn.GELU()]
+        channels = width
+        for i in range(1, 4):
             layers += [nn.Conv2d(channels, width * 2**i, 3, stride=2, padding=1), nn.GELU()]
             channels = width * 2**i
         self.features = nn.Sequential(*layers)
@@ -48,6 +62,9 @@ class TinyImageEncoder(nn.Module):
 
     def forward(self, frames: Tensor) -> Tensor:
         x = frames.float() / 255.0 if self.uint8_input or frames.dtype == torch.uint8 else frames.float()
+        short_h, short_w = max(0, 4 - x.shape[-2]), max(0, 4 - x.shape[-1])
+        if short_h or short_w:
+            x = F.pad(x, (0, short_w, 0, short_h), mode="replicate")
         return self.proj(self.features(x).mean(dim=(2, 3)))
 
 
@@ -129,3 +146,37 @@ class _BlockMatchingFactory:
         if weights is not None:
             raise ValueError("BlockMatchingFlow has no weights; pass weights=None")
         return BlockMatchingFlow(self.radius, self.block)
+
+
+class FrameBlendInterpolator(nn.Module):
+    """Linear-blend frame interpolation with AMT's calling convention (no parameters, no weights).
+
+    ``forward(img0, img1, embt)`` returns ``{"imgt_pred": (1 - embt) * img0 + embt * img1}`` clamped to
+    [0, 1], the classical baseline interpolator: exact for content that changes linearly in time (fades,
+    static scenes), blurry for moving edges, wrong for flicker. The scale factor is accepted and ignored
+    (there is no flow pyramid to scale).
+    """
+
+    def forward(
+        self, img0: Tensor, img1: Tensor, embt: Tensor, scale_factor: float = 1.0, eval: bool = True
+    ) -> dict[str, Tensor]:
+        del scale_factor, eval  # AMT's signature; nothing to scale
+        return {"imgt_pred": torch.lerp(img0, img1, embt).clamp(0, 1)}
+
+
+def frame_blend_ref() -> BackboneRef:
+    """Shared-cache handle of a :class:`FrameBlendInterpolator` (no weights)."""
+    return BackboneRef("frame_blend_interpolator", _FrameBlendFactory())
+
+
+class _FrameBlendFactory:
+    def __call__(self, weights: str | os.PathLike | None) -> nn.Module:
+        if weights is not None:
+            raise ValueError("FrameBlendInterpolator has no weights; pass weights=None")
+        return FrameBlendInterpolator()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _FrameBlendFactory)
+
+    def __hash__(self) -> int:
+        return hash("frame_blend")

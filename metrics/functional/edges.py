@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from metrics.functional.backend import BACKENDS, resolve_backend
+
 __all__ = ["canny", "canny_opencv", "edge_maps", "rgb_to_gray_opencv"]
 
 # OpenCV's 8-bit RGB -> gray coefficients (0.299, 0.587, 0.114 scaled by 2**15, summing to 2**15).
@@ -253,7 +255,7 @@ def canny_opencv(gray: Tensor, low_threshold: float = 100, high_threshold: float
 
 def edge_maps(
     frames: Tensor,
-    backend: str = "torch",
+    backend: str = "auto",
     low_threshold: float = 100,
     high_threshold: float = 200,
 ) -> Tensor:
@@ -265,8 +267,10 @@ def edge_maps(
 
     Args:
         frames: uint8 tensor of shape ``[N, 3, H, W]`` in RGB channel order.
-        backend: ``"torch"`` (pure tensor ops, stays on the input's device) or ``"opencv"``
-            (``cv2.Canny`` per frame on the CPU; the result is moved back to the input's device).
+        backend: ``"torch"`` (pure tensor ops, stays on the input's device), ``"opencv"``
+            (``cv2.Canny`` per frame on the CPU; the result is moved back to the input's device) or
+            ``"auto"`` (default): OpenCV for CPU frames when it is installed (faster there, and the
+            reference itself), torch otherwise. Both give identical maps (tests/test_edges.py).
         low_threshold: low hysteresis threshold.
         high_threshold: high hysteresis threshold; must be ``>= low_threshold``.
 
@@ -284,9 +288,25 @@ def edge_maps(
         >>> maps.shape, maps.dtype
         (torch.Size([4, 3, 32, 32]), torch.uint8)
     """
-    if backend not in ("torch", "opencv"):
-        raise ValueError(f'`backend` must be "torch" or "opencv", got {backend!r}')
-    gray = rgb_to_gray_opencv(frames)
-    detector = canny if backend == "torch" else canny_opencv
-    edges = detector(gray, low_threshold, high_threshold)
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}")
+    _check_uint8_4d(frames, "frames", channels=3)
+    if resolve_backend(backend, frames) == "opencv":
+        return _edge_maps_opencv(frames, low_threshold, high_threshold)
+    edges = canny(rgb_to_gray_opencv(frames), low_threshold, high_threshold)
     return edges.repeat(1, 3, 1, 1)
+
+
+def _edge_maps_opencv(frames: Tensor, low_threshold: float, high_threshold: float) -> Tensor:
+    """The script's per-frame loop itself: ``cv2.cvtColor`` to gray, ``cv2.Canny``, three equal channels."""
+    _check_thresholds(low_threshold, high_threshold)
+    try:
+        import cv2
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(_OPENCV_HINT) from exc
+    n, _, h, w = frames.shape
+    out = torch.empty((n, 1, h, w), dtype=torch.uint8)
+    for i, frame in enumerate(frames.detach().permute(0, 2, 3, 1).contiguous().cpu().numpy()):
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)  # = COLOR_BGR2GRAY on the script's BGR frames
+        out[i, 0] = torch.from_numpy(cv2.Canny(gray, float(low_threshold), float(high_threshold)))
+    return out.repeat(1, 3, 1, 1).to(frames.device)

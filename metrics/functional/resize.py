@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metrics.functional.backend import resolve_backend
+
 __all__ = ["resize_opencv_area", "resize_opencv_bilinear", "resize_pil_bilinear", "resize_tf1_bilinear"]
 
 _PIL_BITS = 22  # PIL's PRECISION_BITS for 8-bit images (32 - 8 - 2)
@@ -231,10 +233,12 @@ def _opencv_area_box(src: int, dst: int) -> Tensor:
     return w
 
 
-def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = "torch") -> Tensor:
+def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = "auto") -> Tensor:
     """Resize ``[N, C, H, W]`` frames like ``cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)``.
 
-    uint8 in -> uint8 out with OpenCV's rounding; float in -> float out. ``backend="opencv"`` calls OpenCV.
+    uint8 in -> uint8 out with OpenCV's rounding; float in -> float out. ``backend="opencv"`` calls OpenCV,
+    ``"torch"`` runs our port on the frames' device, ``"auto"`` (default) picks OpenCV for uint8 CPU frames
+    when it is installed (:func:`metrics.functional.backend.resolve_backend`).
 
     Example:
         >>> import torch
@@ -242,8 +246,7 @@ def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = 
         [[2.5, 4.5], [10.5, 12.5]]
     """
     h, w = _check_frames(frames, size)
-    _check_backend(backend, ("torch", "opencv"))
-    if backend == "opencv":
+    if resolve_backend(backend, frames) == "opencv":
         return _resize_with_opencv(frames, (h, w), "INTER_AREA")
     src_h, src_w = frames.shape[-2:]
     if src_h >= h and src_w >= w:
@@ -263,10 +266,11 @@ def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = 
     return _float_separable(frames, _taps_to_matrix(taps_y, src_h), _taps_to_matrix(taps_x, src_w))
 
 
-def resize_opencv_bilinear(frames: Tensor, size: tuple[int, int], *, backend: str = "torch") -> Tensor:
+def resize_opencv_bilinear(frames: Tensor, size: tuple[int, int], *, backend: str = "auto") -> Tensor:
     """Resize ``[N, C, H, W]`` frames like ``cv2.resize(img, (W, H))`` (``INTER_LINEAR``, no antialiasing).
 
-    uint8 in -> uint8 out with OpenCV's fixed-point rounding; float in -> float out.
+    uint8 in -> uint8 out with OpenCV's fixed-point rounding; float in -> float out. ``backend`` as in
+    :func:`resize_opencv_area`.
 
     Example:
         >>> import torch
@@ -274,8 +278,7 @@ def resize_opencv_bilinear(frames: Tensor, size: tuple[int, int], *, backend: st
         [0.0, 1.0, 3.0, 4.0]
     """
     h, w = _check_frames(frames, size)
-    _check_backend(backend, ("torch", "opencv"))
-    if backend == "opencv":
+    if resolve_backend(backend, frames) == "opencv":
         return _resize_with_opencv(frames, (h, w), "INTER_LINEAR")
     src_h, src_w = frames.shape[-2:]
     if (src_h, src_w) == (h, w):
@@ -293,6 +296,8 @@ def _resize_with_opencv(frames: Tensor, size: tuple[int, int], flag: str) -> Ten
         raise ImportError('backend="opencv" needs OpenCV: pip install "jwbdh-callbacks[opencv]"') from err
     if frames.dtype != torch.uint8:
         raise ValueError(f'`frames` must be uint8 for backend="opencv", got dtype {frames.dtype}')
+    if frames.shape[0] == 0:
+        return frames.new_empty((0, frames.shape[1], *size))
     arr = frames.permute(0, 2, 3, 1).cpu().numpy()
     out = np.stack([cv2.resize(img, (size[1], size[0]), interpolation=getattr(cv2, flag)) for img in arr])
     if out.ndim == 3:  # OpenCV drops a singleton channel axis
