@@ -12,13 +12,16 @@ frechet_pooled     FrechetDistance.compute (cold, cached reference factor)    1e
                    vs torchmetrics FrechetInceptionDistance.compute, d=2048
 frechet_per_video  batched exact low-rank per-video Fréchet vs np.cov +       1e-6 relative
                    scipy.linalg.sqrtm per 16-frame pair, d=2048
-ssim               ssim_frames (float64, batched) vs skimage per frame        1e-9 absolute
-edges              torch OpenCV-exact gray + Canny vs cv2 per frame           identical pixels
+ssim               ssim_frames (uint8: exact integer box sums, cache-sized    1e-9 absolute
+                   bands) vs skimage per frame
+edges              torch OpenCV-exact gray + Canny vs cv2 per frame; also     identical pixels
+                   the default backend="auto" (OpenCV itself on a CPU)
 crops              region_videos (roi_align) vs numpy slice + cv2.resize      1 grey level
 pipeline           RegionalSuite (FID, E-FID, FVD, SSIM, PSNR, CSIM) vs the   Fréchet 1e-5 relative,
                    reference scripts' per-video loop, shared smoke backbones  pixel metrics 1e-9 absolute
-callback_overhead  validation epoch with JWBDHCallback(preset="smoke") vs     every region/metric logged
-                   without (overhead fraction of the epoch)                   and finite
+callback_overhead  validation epoch (25-step DDIM avatar sampler) with        every region/metric logged
+                   JWBDHCallback(preset="smoke") vs without (overhead         and finite
+                   fraction); also callback time / one-forward-pass epoch
 memory             state bytes, retained and peak memory after N vs 10N       compute() not NaN
                    updates of every metric (growth factor, 1 = flat)
 ================== ========================================================== =============================
@@ -30,5 +33,7 @@ regression, a correctness mismatch or a crash. ``--json`` writes every measureme
 per-metric time breakdowns.
 
 Modules: ``common`` (timing, results, thresholds, table), ``data`` (rendered avatar inputs),
-``frechet_bench``, ``frames_bench``, ``pipeline_bench``, ``callback_bench``, ``memory_bench``.
+``frechet_bench``, ``frames_bench``, ``pipeline_bench``, ``callback_bench``, ``memory_bench``; ``profile``
+(``python -m benchmarks.profile``: absolute frames/s per metric and for the whole suite on one device, with
+and without cached reference statistics; not a regression check).
 """

@@ -108,6 +108,8 @@ def encode_frames(
 class _FrameConsistency(PerVideoMeanMetric):
     """Shared implementation of SC and BC (not public)."""
 
+    #: fewest frames per video (one consecutive pair); the regional suite skips shorter region videos
+    min_frames = 2
     higher_is_better = True
     plot_lower_bound = 0.0
     plot_upper_bound = 1.0
@@ -149,7 +151,7 @@ class _FrameConsistency(PerVideoMeanMetric):
 
     def update(self, videos: Tensor) -> None:
         """Add videos ``[B, T, 3, H, W]`` (uint8, or float in [0, 1]; T >= 2 frames)."""
-        videos = check_video(videos, "videos", min_frames=2)
+        videos = check_video(videos, "videos", min_frames=self.min_frames)
         if videos.shape[0] == 0:
             return
         scores = consistency_pair_scores(self.frame_features(videos))

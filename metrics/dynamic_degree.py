@@ -178,6 +178,9 @@ class DynamicDegree(PerVideoMeanMetric):
         >>> dd.update(videos, fps=24); dd.compute()  # doctest: +SKIP
     """
 
+    #: fewest frames for a meaningful value: ``update`` accepts a single frame (no pair: static, as in
+    #: VBench), but the regional suite skips such region videos instead of counting them as static
+    min_frames = 2
     higher_is_better = True
     plot_lower_bound = 0.0
     plot_upper_bound = 1.0

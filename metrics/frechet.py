@@ -395,6 +395,11 @@ class _VideoFrechet(_FrechetStatistics):
 
     _min_frames = 1
 
+    @property
+    def min_frames(self) -> int:
+        """Fewest frames per video ``update`` accepts (16 for the standard FVD protocol, else 1)."""
+        return self._min_frames
+
     def video_features(self, videos: Tensor) -> Tensor:
         """``[B, T, 3, H, W]`` videos -> ``[B, n, d]`` float features (n frames or clips per video)."""
         raise NotImplementedError

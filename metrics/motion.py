@@ -201,6 +201,8 @@ class MotionSmoothness(PerVideoMeanMetric):
         torch.float64
     """
 
+    #: fewest frames per video (two inputs and the frame between them)
+    min_frames = 3
     higher_is_better = True
     plot_lower_bound = 0.0
     plot_upper_bound = 1.0
@@ -250,7 +252,7 @@ class MotionSmoothness(PerVideoMeanMetric):
 
     def update(self, videos: Tensor) -> None:
         """Add a batch of videos ``[B, T, 3, H, W]`` (uint8, or float in [0, 1]; T >= 3)."""
-        videos = check_video(videos, "videos", min_frames=3)
+        videos = check_video(videos, "videos", min_frames=self.min_frames)
         if self.num_frames is not None:
             videos = first_frames(videos, self.num_frames)
         if videos.shape[0] == 0:

@@ -609,6 +609,18 @@ def _roi_align_crops(frames: Tensor, rois: Tensor, size: tuple[int, int], exact_
     return torch.where(by & rx, c_br, out)
 
 
+def _check_nonempty_boxes(boxes: Tensor, valid: Tensor) -> None:
+    bad = valid & ~(
+        torch.isfinite(boxes).all(-1) & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+    )
+    if bool(bad.any()):
+        i = bad.nonzero()[0].tolist()
+        raise ValueError(
+            f"`boxes` must be finite with x2 > x1 and y2 > y1 wherever `valid` is True; video {i[0]} frame "
+            f"{i[1]} has {boxes[i[0], i[1]].tolist()}"
+        )
+
+
 def crop_regions(
     videos: Tensor,
     boxes: Tensor,
@@ -652,15 +664,7 @@ def crop_regions(
     videos = check_video(videos, "videos")
     boxes, valid = _check_boxes_valid(videos, boxes, valid)
     b, t, c, height, width = videos.shape
-    bad = valid & ~(
-        torch.isfinite(boxes).all(-1) & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
-    )
-    if bool(bad.any()):
-        i = bad.nonzero()[0].tolist()
-        raise ValueError(
-            f"`boxes` must be finite with x2 > x1 and y2 > y1 wherever `valid` is True; video {i[0]} frame "
-            f"{i[1]} has {boxes[i[0], i[1]].tolist()}"
-        )
+    _check_nonempty_boxes(boxes, valid)
     if isinstance(size, str):
         if size != "first_valid":
             raise ValueError(f'`size` must be "first_valid" or (h, w), got {size!r}')
@@ -722,6 +726,41 @@ def compact_valid(x: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
     return out * keep.view(*keep.shape, *([1] * (x.ndim - 2))).to(out.dtype), lengths
 
 
+def _whole_pixel_boxes_inside(boxes: Tensor, valid: Tensor, frame_hw: Sequence[int]) -> bool:
+    """True when every valid box has integer corners with ``0 <= x1 < x2 <= W`` and ``0 <= y1 < y2 <= H``."""
+    kept = boxes[valid]
+    if kept.numel() == 0:
+        return True
+    h, w = frame_hw
+    inside = (kept[:, :2] >= 0).all() & (kept[:, 2] <= w).all() & (kept[:, 3] <= h).all()
+    return bool(inside & (kept == kept.round()).all())
+
+
+def _region_videos_opencv(
+    videos: Tensor, boxes: Tensor, valid: Tensor, sizes: Sequence[tuple[int, int]]
+) -> list[Tensor]:
+    """The JWB-DH-V1 script's crop loop: numpy slice + ``cv2.resize`` (INTER_LINEAR) per kept frame."""
+    import cv2
+
+    c = videos.shape[2]
+    corners = boxes.to(torch.int64).tolist()
+    kept_frames = [row.nonzero().flatten().tolist() for row in valid]
+    out = []
+    for i, (h, w) in enumerate(sizes):
+        frames = []
+        for t in kept_frames[i]:
+            x1, y1, x2, y2 = corners[i][t]
+            crop = np.ascontiguousarray(videos[i, t, :, y1:y2, x1:x2].permute(1, 2, 0).numpy())
+            if crop.shape[:2] != (h, w):
+                crop = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+            frames.append(crop.reshape(h, w, c))  # OpenCV drops a singleton channel axis
+        if not frames:
+            out.append(videos.new_zeros((0, c, h, w)))
+            continue
+        out.append(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous())
+    return out
+
+
 def region_videos(
     videos: Tensor,
     boxes: Tensor,
@@ -729,6 +768,7 @@ def region_videos(
     size: str | tuple[int, int] = "first_valid",
     *,
     exact_borders: bool = True,
+    backend: str = "auto",
 ) -> list[Tensor]:
     """The region videos the JWB-DH-V1 script writes: per video, only the kept frames, all at one size.
 
@@ -737,7 +777,23 @@ def region_videos(
     fixed ``(h, w)``. A video without a kept frame gives ``[0, 3, 0, 0]`` (``"first_valid"``) or
     ``[0, 3, h, w]``. A video's result never depends on the other videos in the batch; videos sharing a
     size are cropped in one :func:`crop_regions` call.
+
+    ``backend="torch"`` always uses :func:`crop_regions` (batched ``roi_align`` on the videos' device; uint8
+    crops within one grey level of OpenCV). ``"opencv"`` and ``"auto"`` (default) run the script's own loop,
+    ``cv2.resize(frame[y1:y2, x1:x2], (w, h))`` per kept frame, for uint8 CPU videos whose valid boxes are
+    whole pixels inside the frame (the jwbdh-v1 recipe's always are) when OpenCV is installed: identical
+    pixels, and faster than tensor ops on a CPU. Anything else (GPU tensors, float videos or boxes) takes the
+    torch path; ``"opencv"`` then raises instead.
+
+    Example:
+        >>> import torch
+        >>> videos = torch.zeros(1, 2, 3, 32, 32, dtype=torch.uint8)
+        >>> boxes = torch.tensor([[[4.0, 4.0, 20.0, 12.0], [0.0, 0.0, 32.0, 16.0]]])
+        >>> [v.shape for v in region_videos(videos, boxes, torch.ones(1, 2, dtype=torch.bool))]
+        [torch.Size([2, 3, 8, 16])]
     """
+    from metrics.functional.backend import resolve_backend
+
     videos = check_video(videos, "videos")
     boxes, valid = _check_boxes_valid(videos, boxes, valid)
     b, c = videos.shape[0], videos.shape[2]
@@ -747,6 +803,16 @@ def region_videos(
         sizes = [tuple(s) for s in first_valid_sizes(boxes, valid).tolist()]
     else:
         sizes = [_check_size(size)] * b
+    chosen = resolve_backend(backend, videos)
+    if chosen == "opencv":
+        _check_nonempty_boxes(boxes, valid)
+        if _whole_pixel_boxes_inside(boxes, valid, videos.shape[-2:]):
+            return _region_videos_opencv(videos, boxes, valid, sizes)
+        if backend == "opencv":
+            raise ValueError(
+                'backend="opencv" needs uint8 CPU videos and whole-pixel boxes inside the frame wherever '
+                '`valid` is True; use backend="torch" (roi_align) for other boxes'
+            )
     lengths = valid.sum(1).tolist()
     result: list[Tensor | None] = [None] * b
     for hw in dict.fromkeys(sizes):

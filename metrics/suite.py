@@ -50,7 +50,6 @@ PAIRED = ("FID", "FVD", "SSIM", "PSNR", "E-FID", "CSIM")
 GENERATED_ONLY = ("SC", "BC", "MS", "DD", "AQ", "IQ")
 #: Paper key order (Table 2).
 METRIC_KEYS = ("SC", "BC", "MS", "DD", "AQ", "IQ", "FID", "FVD", "SSIM", "PSNR", "E-FID", "CSIM")
-_MIN_FRAMES = {"SC": 2, "BC": 2, "MS": 3, "DD": 2}
 
 
 @dataclass
@@ -265,31 +264,43 @@ class RegionalSuite(nn.Module):
         return gen_videos, ref_videos
 
     def _update_region(self, region: str, gen_videos: list, ref_videos: list, fps: list) -> None:
+        """Update the region's metrics, one call per group of videos of equal shapes (in batch order).
+
+        Region videos of one batch usually share their shapes (always for ``whole_body``), so each metric
+        sees them as one batch, as the metric would from a user: far fewer calls and larger kernels. A
+        metric that rejects a group (a ValueError, e.g. crops too small for RAFT) rejects it for its shape,
+        so every video of the group is skipped and counted, never crashing the run.
+        """
         collection = self.collections[region]
-        for g, r, rate in zip(gen_videos, ref_videos, fps, strict=True):
+        groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
+        for i, (g, r) in enumerate(zip(gen_videos, ref_videos, strict=True)):
             if min(g.shape[0], r.shape[0]) < self.min_region_frames or g.shape[0] == 0 or r.shape[0] == 0:
                 self.skipped[region] += 1
                 continue
-            g, r = g.unsqueeze(0), r.unsqueeze(0)
+            groups.setdefault((tuple(g.shape), tuple(r.shape)), []).append(i)
+        for members in groups.values():
+            g = torch.stack([gen_videos[i] for i in members])
+            r = torch.stack([ref_videos[i] for i in members])
+            rates = [fps[i] for i in members]
             for key, metric in collection.items(keep_base=True, copy_state=False):
-                if g.shape[1] < _MIN_FRAMES.get(key, 1):
-                    self._skip(region, key, f"{g.shape[1]} frame(s)")
+                if g.shape[1] < getattr(metric, "min_frames", 1):
+                    self._skip(region, key, f"{g.shape[1]} frame(s)", len(members))
                     continue
                 try:
                     if key in PAIRED and self._frozen_reference and getattr(metric, "mode", None) == "pooled":
                         metric.update(g, real=False)  # reference side already known (see freeze_reference)
                     elif key in PAIRED:
                         metric.update(g, r)
-                    elif key == "DD" and rate is not None:
-                        metric.update(g, fps=rate)
+                    elif key == "DD" and rates[0] is not None:
+                        metric.update(g, fps=rates)
                     else:
                         metric.update(g)
                 except ValueError as err:  # e.g. a crop too small for RAFT: skip it, counted, never crash
-                    self._skip(region, key, str(err))
+                    self._skip(region, key, str(err), len(members))
 
-    def _skip(self, region: str, key: str, why: str) -> None:
+    def _skip(self, region: str, key: str, why: str, count: int = 1) -> None:
         name = f"{region}/{key}"
-        self.skipped_metric[name] = self.skipped_metric.get(name, 0) + 1
+        self.skipped_metric[name] = self.skipped_metric.get(name, 0) + count
         if name not in self._warned:
             self._warned.add(name)
             warnings.warn(

@@ -193,3 +193,20 @@ def test_state_bytes_sees_growing_list_states() -> None:
     for _ in range(9):
         m.update(torch.zeros(4, dtype=torch.float32))
     assert one == 8 + 16 and state_bytes(m) == 8 + 160
+
+
+def test_throughput_profile_counts_frames_for_every_metric_and_pass() -> None:
+    """``python -m benchmarks.profile``: frames/s per metric and for the suite, three passes (smoke)."""
+    from benchmarks.profile import format_profile, profile
+
+    result = profile("smoke", videos=2, frames=4, size=(128, 96), batch_size=2)
+    assert list(result["passes"]) == ["preset", "pooled", "pooled, cached reference"]
+    for name, run in result["passes"].items():
+        assert run["total_s"] > 0 and run["suite_frames_per_s"] == pytest.approx(2 * 4 / run["total_s"])
+        whole_body_frames = 2 * 4
+        for key in ("SSIM", "PSNR", "FID", "FVD", "E-FID"):
+            entry = run["per_metric"][key]
+            # whole body always counts 8 generated frames; face/hand crops add their kept frames
+            assert entry["frames"] >= whole_body_frames and entry["frames_per_s"] > 0, (name, key, entry)
+    table = format_profile(result)
+    assert "whole suite" in table and "pooled, cached reference" in table

@@ -373,9 +373,11 @@ def test_compact_valid_keeps_order_and_lengths():
     assert out[0, :3].tolist() == x[0, [1, 3, 4]].tolist() and not out[0, 3:].any() and not out[1].any()
 
 
-def test_region_videos_reproduce_the_script_end_to_end():
+@pytest.mark.parametrize(("backend", "tolerance"), [("torch", 1), ("auto", 0), ("opencv", 0)])
+def test_region_videos_reproduce_the_script_end_to_end(backend: str, tolerance: int):
     """keypoints -> kept frames -> crops at the first kept crop's size, as the script writes its region
-    videos (cv2.resize of each NumPy slice to the first one's size), per video, within one grey level."""
+    videos (cv2.resize of each NumPy slice to the first one's size), per video: within one grey level with
+    roi_align (torch), identical with the script's own loop (OpenCV, the default for CPU tensors)."""
     rng = np.random.default_rng(4)
     b, t, height, width = 3, 6, 120, 160
     video = torch.from_numpy(rng.integers(0, 256, (b, t, 3, height, width), dtype=np.uint8))
@@ -387,7 +389,7 @@ def test_region_videos_reproduce_the_script_end_to_end():
             kps[v, f, :, 2] = 0.9 if (v, f) != (1, 0) else 0.0  # video 1 misses its first frame
     kps[2, :, :, 2] = 0.0  # video 2 has no face at all
     boxes, valid = boxes_from_keypoints(torch.from_numpy(kps), (height, width), "face")
-    clips = region_videos(video, boxes, valid)
+    clips = region_videos(video, boxes, valid, backend=backend)
     assert len(clips) == b and clips[2].shape == (0, 3, 0, 0)
     for v in range(2):
         crops, kept = _script_region(kps[v], height, width, "face")
@@ -396,10 +398,27 @@ def test_region_videos_reproduce_the_script_end_to_end():
         assert clips[v].shape == (len(kept), 3, *size)
         for j, f in enumerate(kept):
             ref = _cv2_crop(video[v, f].numpy(), crops[f], size)
-            assert np.abs(clips[v][j].numpy().astype(int) - ref).max() <= 1, (v, f)
+            assert np.abs(clips[v][j].numpy().astype(int) - ref).max() <= tolerance, (v, f)
     # One video's region video does not depend on the batch it came in.
-    alone = region_videos(video[1:2], boxes[1:2], valid[1:2])[0]
+    alone = region_videos(video[1:2], boxes[1:2], valid[1:2], backend=backend)[0]
     assert torch.equal(alone, clips[1])
+
+
+def test_region_videos_opencv_backend_needs_whole_pixel_boxes_inside_the_frame():
+    video = torch.zeros(1, 2, 3, 20, 20, dtype=torch.uint8)
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    fractional = torch.tensor([[[1.5, 2.0, 9.0, 8.0], [1.0, 2.0, 9.0, 8.0]]])
+    outside = torch.tensor([[[1.0, 2.0, 9.0, 8.0], [-1.0, 2.0, 9.0, 8.0]]])
+    for boxes in (fractional, outside):
+        with pytest.raises(ValueError, match='backend="opencv" needs'):
+            region_videos(video, boxes, valid, backend="opencv")
+        # "auto" falls back to roi_align for such boxes
+        auto = region_videos(video, boxes, valid)[0]
+        assert torch.equal(auto, region_videos(video, boxes, valid, backend="torch")[0])
+    with pytest.raises(ValueError, match="x2 > x1"):
+        region_videos(video, torch.tensor([[[5.0, 2.0, 5.0, 8.0]] * 2]), valid, backend="opencv")
+    with pytest.raises(ValueError, match="`backend` must be one of"):
+        region_videos(video, fractional, valid, backend="cv2")
 
 
 # ================================================================================== bad input

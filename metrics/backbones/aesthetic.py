@@ -21,7 +21,7 @@ import os
 from torch import nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.inception import load_checkpoint
+from metrics.backbones.weights import load_checkpoint
 
 __all__ = ["aesthetic_head_ref", "load_aesthetic_head"]
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.inception import load_checkpoint
+from metrics.backbones.weights import load_checkpoint
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -43,8 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.inception import calibrate_batchnorm, load_checkpoint
-from metrics.backbones.weights import torch_load
+from metrics.backbones.inception import calibrate_batchnorm
+from metrics.backbones.weights import load_checkpoint, torch_load
 from metrics.functional.resize import resize_opencv_area, resize_pil_bilinear
 
 __all__ = [
@@ -360,9 +360,10 @@ class MTCNNDetector(nn.Module):
         to the frame, then resized to ``image_size`` x ``image_size`` with ``crop_resize``:
 
         * ``"pil"``: PIL ``Image.crop(box).resize(..., BILINEAR)`` (facenet-pytorch on PIL images);
-          emulated in torch (metrics.functional.resize): identical to Pillow's pixels except at most one
-          grey level on a minority of pixels for the shapes where Pillow 13 changed its pass order.
-        * ``"opencv"``: ``cv2.resize(..., INTER_AREA)`` (facenet-pytorch on numpy arrays), emulated in torch.
+          emulated in torch (metrics.functional.resize), identical to Pillow 13's pixels (pass order
+          included).
+        * ``"opencv"``: ``cv2.resize(..., INTER_AREA)`` (facenet-pytorch on numpy arrays): OpenCV itself for
+          CPU tensors, its exact torch emulation elsewhere.
         * ``"torch"``: ``F.interpolate(mode="area")`` then truncation to uint8 (facenet-pytorch on tensors).
 
         Returns ``(crops uint8 [N, 3, S, S], ok [N] bool)`` on the frames' device; ``ok`` is False where the

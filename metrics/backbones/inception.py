@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.weights import resolve_weights, torch_load
+from metrics.backbones.weights import load_checkpoint
 from metrics.functional.resize import resize_pil_bilinear, resize_tf1_bilinear
 
 __all__ = [
@@ -39,17 +39,6 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def load_checkpoint(weights: str | os.PathLike) -> dict[str, Tensor]:
-    """Resolve ``weights`` (registry name or path) and load its tensors on the CPU (``weights_only``)."""
-    path = resolve_weights(weights)
-    state = torch_load(path, weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path} does not hold a state dict (got {type(state).__name__})")
-    return state
 
 
 def calibrate_batchnorm(net: nn.Module, example: Tensor) -> None:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.inception import load_checkpoint
+from metrics.backbones.weights import load_checkpoint
 
 __all__ = [
     "VBENCH_NUM_FLOW_UPDATES",

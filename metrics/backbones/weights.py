@@ -36,6 +36,10 @@ import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "REGISTRY",
@@ -44,6 +48,7 @@ __all__ = [
     "WeightsUnavailableError",
     "cache_dir",
     "download_weights",
+    "load_checkpoint",
     "main",
     "register",
     "resolve_weights",
@@ -245,6 +250,23 @@ for _entry in (
     ),
 ):
     register(_entry)
+
+
+def load_checkpoint(weights: str | os.PathLike) -> dict[str, Tensor]:
+    """Resolve ``weights`` (registry name or path) and load its tensors on the CPU (``weights_only``).
+
+    A ``{"state_dict": {...}}`` wrapper (Lightning-style checkpoints) is unwrapped.
+
+    Example:
+        >>> load_checkpoint("/nonexistent/net.pth")  # doctest: +SKIP
+    """
+    path = resolve_weights(weights)
+    state = torch_load(path, weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} does not hold a state dict (got {type(state).__name__})")
+    return state
 
 
 def torch_load(path: str | os.PathLike, *, weights_only: bool = True) -> object:

@@ -7,15 +7,18 @@ on uint8 input we emulate each library's fixed-point steps exactly, with integer
 tensors that stay on the input's device. Float input gets the same filter in floating point.
 
 * PIL ``Image.resize(..., BILINEAR)`` (what ``torchvision.transforms.Resize`` does to PIL images):
-  antialiased triangle filter, coefficients normalised and rounded to 22 fractional bits, a horizontal pass
-  rounded to uint8, then a vertical pass rounded to uint8 (the order of Pillow's published Resample.c).
-  Pillow 13 runs the vertical pass first for some shape combinations (we could not derive its rule); there
-  the results differ by at most one grey level on a minority of pixels (measured in tests/test_video.py).
+  antialiased triangle filter, coefficients normalised and rounded to 22 fractional bits, one pass per
+  axis, each rounded to uint8, so the pass order shows in the pixels. Pillow 13 runs the vertical pass
+  first when the height shrinks by more than twice as many pixels as the width
+  (``h < src_h and src_h - h > 2 * (src_w - w)``), the horizontal pass first otherwise (as every older
+  Pillow always did); we follow Pillow 13.
 * OpenCV ``INTER_LINEAR``: half-pixel centres, float32 offsets, coefficients rounded to 11 bits, an integer
   horizontal pass and the vectorised vertical rounding ``((b0*(S0>>4))>>16 + (b1*(S1>>4))>>16 + 2)>>2``.
-* OpenCV ``INTER_AREA``: a box filter when both axes shrink (integer sums rounded half up for integer
-  factors, float sums rounded half to even otherwise); when an axis grows, the linear machinery with area
-  coefficients.
+* OpenCV ``INTER_AREA``: a box filter when both axes shrink. Integer factors sum each block in integers
+  (2x2 blocks round half up, other blocks multiply by a float32 ``1/area`` and round half to even);
+  other factors weight each source pixel by a float32 overlap fraction and accumulate in float32 in
+  OpenCV's order (horizontal sums per source row, then the weighted rows), rounding half to even. When an
+  axis grows, the linear machinery with area coefficients.
 * TF1 ``resize_bilinear(align_corners=False)``: ``x_src = x_dst * src / dst``, no antialiasing, float out.
 
 Example:
@@ -75,22 +78,28 @@ def _float_separable(frames: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------- PIL
 @lru_cache(maxsize=128)
 def _pil_bilinear_coeffs(src: int, dst: int) -> Tensor:
-    """[dst, src] integer coefficients (scaled by 2**22) of PIL's antialiased bilinear filter."""
+    """[dst, src] integer coefficients (scaled by 2**22) of PIL's antialiased bilinear filter.
+
+    Follows Pillow's ``precompute_coeffs`` and ``normalize_coeffs_8bpc`` in double precision, including its
+    multiplication by ``1 / filterscale`` (not a division) and the sequential sum of the taps.
+    """
     scale = src / dst
     filterscale = max(scale, 1.0)
     support = 1.0 * filterscale  # the triangle filter has support 1
+    inv_filterscale = 1.0 / filterscale
     k = torch.zeros(dst, src, dtype=torch.float64)
     for i in range(dst):
         center = (i + 0.5) * scale
         xmin = max(int(center - support + 0.5), 0)
         xmax = min(int(center + support + 0.5), src)
-        taps = [max(0.0, 1.0 - abs((x - center + 0.5) / filterscale)) for x in range(xmin, xmax)]
-        total = sum(taps)
+        taps = [max(0.0, 1.0 - abs((x - center + 0.5) * inv_filterscale)) for x in range(xmin, xmax)]
+        total = 0.0
+        for t in taps:
+            total += t
         for x, w in zip(range(xmin, xmax), taps, strict=True):
-            w = w / total if total else w
-            k[i, x] = (
-                math.floor(w * (1 << _PIL_BITS) + 0.5) if w >= 0 else -math.floor(-w * (1 << _PIL_BITS) + 0.5)
-            )
+            w = w / total if total != 0.0 else w
+            # (int)(0.5 + w * 2**22) for w >= 0, (int)(-0.5 + w * 2**22) otherwise: C truncation
+            k[i, x] = float(math.trunc(w * (1 << _PIL_BITS) + (0.5 if w >= 0 else -0.5)))
     return k
 
 
@@ -98,6 +107,17 @@ def _pil_pass(x: Tensor, coeffs: Tensor) -> Tensor:
     # Integer-valued float64: |sum| < 2**31, exact; then PIL's rounding shift and clip to 8 bits.
     acc = torch.matmul(x, coeffs.T) + float(1 << (_PIL_BITS - 1))
     return torch.floor_(acc / float(1 << _PIL_BITS)).clamp_(0, 255)
+
+
+def _pil_vertical_first(src: tuple[int, int], dst: tuple[int, int]) -> bool:
+    """Pillow 13's pass order: vertical first iff the height shrinks by over twice the width's shrink.
+
+    Derived from the pixels of Pillow 13.0.0 (the change of python-pillow/Pillow#9549) and checked against
+    it on random shapes and on both sides of the boundary ``src_h - h == 2 * (src_w - w)``; the order only
+    matters when both axes are resampled.
+    """
+    (src_h, src_w), (h, w) = src, dst
+    return h < src_h and w != src_w and src_h - h > 2 * (src_w - w)
 
 
 def resize_pil_bilinear(frames: Tensor, size: tuple[int, int], *, backend: str = "torch") -> Tensor:
@@ -119,10 +139,19 @@ def resize_pil_bilinear(frames: Tensor, size: tuple[int, int], *, backend: str =
         return _resize_with_pil(frames, (h, w))
     src_h, src_w = frames.shape[-2:]
     x = frames.to(torch.float64)
-    if w != src_w:
-        x = _pil_pass(x, _pil_bilinear_coeffs(src_w, w).to(x.device))
-    if h != src_h:
-        x = _pil_pass(x.transpose(-1, -2), _pil_bilinear_coeffs(src_h, h).to(x.device)).transpose(-1, -2)
+
+    def horizontal(x: Tensor) -> Tensor:
+        return _pil_pass(x, _pil_bilinear_coeffs(src_w, w).to(x.device)) if w != src_w else x
+
+    def vertical(x: Tensor) -> Tensor:
+        if h == src_h:
+            return x
+        return _pil_pass(x.transpose(-1, -2), _pil_bilinear_coeffs(src_h, h).to(x.device)).transpose(-1, -2)
+
+    if _pil_vertical_first((src_h, src_w), (h, w)):
+        x = horizontal(vertical(x))
+    else:
+        x = vertical(horizontal(x))
     return x.to(torch.uint8)
 
 
@@ -233,6 +262,94 @@ def _opencv_area_box(src: int, dst: int) -> Tensor:
     return w
 
 
+def _opencv_area_integer_factors(src: tuple[int, int], dst: tuple[int, int]) -> tuple[int, int] | None:
+    """(factor_y, factor_x) when OpenCV takes its integer-factor INTER_AREA path, else None.
+
+    OpenCV tests ``|1 / (dst / src) - round(...)| < DBL_EPSILON`` on both axes in double precision, so a
+    factor that is an integer mathematically can still miss it (then the float32 path runs).
+    """
+    factors = []
+    for s, d in zip(src, dst, strict=True):
+        scale = 1.0 / (d / s)
+        iscale = round(scale)  # cvRound (half to even), like Python's round
+        if abs(scale - iscale) >= 2.220446049250313e-16:
+            return None
+        factors.append(iscale)
+    return factors[0], factors[1]
+
+
+def _opencv_area_fast(frames: Tensor, fy: int, fx: int) -> Tensor:
+    """OpenCV's integer-factor INTER_AREA (``resizeAreaFast_``) on uint8: integer block sums, then
+    ``(sum + 2) >> 2`` for 2x2 blocks on 1, 3 or 4 channels, ``cvRound(sum * (1.f / area))`` otherwise."""
+    n, c, src_h, src_w = frames.shape
+    h, w = src_h // fy, src_w // fx
+    sums = frames.to(torch.int32).reshape(n, c, h, fy, w, fx).sum(dim=(3, 5), dtype=torch.int32)
+    if fy == 2 and fx == 2 and c in (1, 3, 4):
+        return ((sums + 2) >> 2).to(torch.uint8)
+    scale = float(np.float32(1.0) / np.float32(fy * fx))  # 1.f / area, a float32 division
+    out = torch.round_(sums.to(torch.float32) * scale)  # float32 product; cvRound: half to even
+    return out.clamp_(0, 255).to(torch.uint8)
+
+
+@lru_cache(maxsize=128)
+def _opencv_area_tab(src: int, dst: int) -> tuple[Tensor, Tensor]:
+    """OpenCV's INTER_AREA decimation table (``computeResizeAreaTab``) along one shrinking axis.
+
+    Returns ``[dst, taps]`` source indices and float32 weights, each row in OpenCV's accumulation order: the
+    partly covered first pixel, the fully covered ones, the partly covered last one. Rows with fewer taps
+    are padded with weight 0 (adding ``+0.0`` leaves a float32 sum unchanged). Positions are computed in
+    double precision from ``scale = 1 / (dst / src)`` like OpenCV, the weights rounded to float32.
+    """
+    scale = 1.0 / (dst / src)
+    rows: list[list[tuple[int, float]]] = []
+    for d in range(dst):
+        start = d * scale
+        end = start + scale
+        cell = min(scale, src - start)
+        first, last = math.ceil(start), math.floor(end)
+        last = min(last, src - 1)
+        first = min(first, last)
+        taps = []
+        if first - start > 1e-3:
+            taps.append((first - 1, (first - start) / cell))
+        taps.extend((j, 1.0 / cell) for j in range(first, last))
+        if end - last > 1e-3:
+            taps.append((last, min(min(end - last, 1.0), cell) / cell))
+        rows.append(taps)
+    width = max(len(taps) for taps in rows)
+    index = np.zeros((dst, width), dtype=np.int64)
+    weight = np.zeros((dst, width), dtype=np.float32)
+    for d, taps in enumerate(rows):
+        for t, (j, a) in enumerate(taps):
+            index[d, t], weight[d, t] = j, np.float32(a)
+    return torch.from_numpy(index), torch.from_numpy(weight)
+
+
+def _opencv_area_float32(
+    frames: Tensor, tab_y: tuple[Tensor, Tensor], tab_x: tuple[Tensor, Tensor]
+) -> Tensor:
+    """OpenCV's non-integer INTER_AREA (``ResizeArea_Invoker`` with float32 sums) on uint8 frames.
+
+    Per source row, ``buf[dx] += src[sx] * alpha`` over the x table; per output row, ``sum = beta0 * buf0``
+    then ``sum += beta * buf`` over the y table; ``cvRound`` at the end. Every product and every sum is a
+    separate float32 operation here, in the same order, so the rounding is the same on any device.
+    """
+    dev = frames.device
+    ix, wx = (t.to(dev) for t in tab_x)
+    iy, wy = (t.to(dev) for t in tab_y)
+    x = frames.to(torch.float32)
+    cols = x[..., ix]  # [N, C, H, w, taps_x]
+    buf = cols[..., 0] * wx[:, 0]
+    for t in range(1, ix.shape[1]):
+        buf = buf + cols[..., t] * wx[:, t]
+    del cols
+    rows = buf[..., iy, :]  # [N, C, h, taps_y, w]
+    out = rows[..., 0, :] * wy[:, 0, None]
+    for t in range(1, iy.shape[1]):
+        out = out + rows[..., t, :] * wy[:, t, None]
+    return torch.round_(out).clamp_(0, 255).to(torch.uint8)
+
+
 def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = "auto") -> Tensor:
     """Resize ``[N, C, H, W]`` frames like ``cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)``.
 
@@ -250,16 +367,15 @@ def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = 
         return _resize_with_opencv(frames, (h, w), "INTER_AREA")
     src_h, src_w = frames.shape[-2:]
     if src_h >= h and src_w >= w:
-        out = _float_separable(
-            frames.to(torch.float64), _opencv_area_box(src_h, h), _opencv_area_box(src_w, w)
-        )
         if frames.dtype != torch.uint8:
+            out = _float_separable(
+                frames.to(torch.float64), _opencv_area_box(src_h, h), _opencv_area_box(src_w, w)
+            )
             return out.to(frames.dtype)
-        if src_h % h == 0 and src_w % w == 0:
-            out = torch.floor_(out + 0.5)  # integer factors: OpenCV's fast path, (sum + area/2) / area
-        else:
-            out = torch.round_(out)
-        return out.clamp_(0, 255).to(torch.uint8)
+        factors = _opencv_area_integer_factors((src_h, src_w), (h, w))
+        if factors is not None:
+            return _opencv_area_fast(frames, *factors)
+        return _opencv_area_float32(frames, _opencv_area_tab(src_h, h), _opencv_area_tab(src_w, w))
     taps_y, taps_x = _opencv_linear_taps(src_h, h, True), _opencv_linear_taps(src_w, w, True)
     if frames.dtype == torch.uint8:
         return _opencv_fixed_point_linear(frames, taps_y, taps_x)
