@@ -13,10 +13,12 @@ per-frame work is timed.
   point of ours is to keep E-FID on the GPU (no per-frame device round trip). The threshold catches
   regressions, it claims no win. ``speedup_default`` times the default ``backend="auto"``, which hands CPU
   tensors to OpenCV itself (about 1x: the same loop). Correctness: identical edge maps (0 differing pixels).
-* ``crops``: :func:`~metrics.regions.region_videos` (one batched roi_align per size group) for the face and
-  hand regions vs per-frame numpy slicing ``frame[y1:y2, x1:x2]`` + ``cv2.resize`` (INTER_LINEAR) to the
-  first kept crop's size, given the same boxes. Correctness: crops may differ by at most 1 grey level
-  (float bilinear rounding vs OpenCV's 11-bit fixed point; documented in ``crop_regions``).
+* ``crops``: :func:`~metrics.regions.region_videos` with ``backend="torch"`` (one batched roi_align per
+  size group) for the face and hand regions vs per-frame numpy slicing ``frame[y1:y2, x1:x2]`` +
+  ``cv2.resize`` (INTER_LINEAR) to the first kept crop's size, given the same boxes. Correctness: crops may
+  differ by at most 1 grey level (float bilinear rounding vs OpenCV's 11-bit fixed point; documented in
+  ``crop_regions``). ``speedup_default`` times the default ``backend="auto"``, which runs that very loop
+  for CPU tensors (identical pixels required).
 """
 
 from __future__ import annotations
@@ -145,7 +147,10 @@ def bench_crops(cfg: Config) -> BenchResult:
     boxes_np = {r: (b.round().long().cpu().numpy(), v.cpu().numpy()) for r, (b, v) in boxes.items()}
 
     def ours() -> dict[str, list[torch.Tensor]]:
-        return {r: region_videos(videos_t, *boxes[r]) for r in regions}
+        return {r: region_videos(videos_t, *boxes[r], backend="torch") for r in regions}
+
+    def ours_default() -> dict[str, list[torch.Tensor]]:
+        return {r: region_videos(videos_t, *boxes[r]) for r in regions}  # "auto": the cv2 loop on a CPU
 
     def baseline() -> dict[str, list[np.ndarray]]:
         out = {}
@@ -167,10 +172,20 @@ def bench_crops(cfg: Config) -> BenchResult:
             out[r] = videos
         return out
 
-    times, outs = interleaved({"numpy_cv2": baseline, "ours": ours}, rounds, dev, warmup=1)
+    times, outs = interleaved(
+        {"numpy_cv2": baseline, "ours": ours, "ours_default": ours_default}, rounds, dev, warmup=1
+    )
     max_diff, differing, total, crops = 0, 0, 0, 0
     shape_ok = True
+    default_diff = 0
     for r in regions:
+        for mine, theirs in zip(outs["ours_default"][r], outs["numpy_cv2"][r], strict=True):
+            theirs_t = torch.from_numpy(theirs).permute(0, 3, 1, 2)
+            if mine.shape[0] or theirs_t.shape[0]:
+                same_shape = tuple(mine.shape) == tuple(theirs_t.shape)
+                default_diff = max(
+                    default_diff, int((mine.cpu().int() - theirs_t.int()).abs().max()) if same_shape else 256
+                )
         for mine, theirs in zip(outs["ours"][r], outs["numpy_cv2"][r], strict=True):
             theirs_t = torch.from_numpy(theirs).permute(0, 3, 1, 2)
             if mine.shape[0] == 0 and theirs_t.shape[0] == 0:
@@ -189,9 +204,15 @@ def bench_crops(cfg: Config) -> BenchResult:
         device=str(dev),
         params={"videos": num_videos, "frames": 16, "height": size, "width": size, "regions": list(regions)},
         timings={k: summarize(v) for k, v in times.items()},
-        ratios={"speedup": speedup(times, "numpy_cv2", "ours", "numpy slice + cv2.resize per frame / ours")},
+        ratios={
+            "speedup": speedup(times, "numpy_cv2", "ours", "numpy slice + cv2.resize per frame / roi_align"),
+            "speedup_default": speedup(
+                times, "numpy_cv2", "ours_default", 'script loop / region_videos default (backend="auto")'
+            ),
+        },
         correctness=[
             Correctness("max abs diff of crops vs cv2.resize (grey levels)", max_diff, 1),
+            Correctness('max abs diff of crops, backend="auto"', default_diff, 0 if dev.type == "cpu" else 1),
             Correctness("crop shapes differing from the script's", 0 if shape_ok else 1, 0),
         ],
         notes=[f"{crops} crops; {differing / max(total, 1):.3%} of crop pixels differ by 1 grey level"],
