@@ -61,6 +61,8 @@ def _module_class() -> type:
 
         def __init__(self, width: int = 32, steps: int = 25, train_steps: int = 1000) -> None:
             super().__init__()
+            if width < 2 or width % 2 or steps < 1:
+                raise ValueError(f"`width` must be even and >= 2 and `steps` >= 1, got {width}, {steps}")
             self.steps, self.width = steps, width
             betas = torch.linspace(1e-4, 0.02, train_steps, dtype=torch.float64)
             self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0).float(), persistent=False)

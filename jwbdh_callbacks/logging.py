@@ -174,6 +174,12 @@ class MediaLogger:
         self.loggers = list(loggers)
         self.prefix = prefix
 
+    @property
+    def logs_media(self) -> bool:
+        """True if any logger takes sample videos (W&B, TensorBoard): otherwise samples need not be built."""
+        # by class name only: touching a logger's attributes (e.g. log_dir) may raise, media must never
+        return any(type(logger).__name__ in ("WandbLogger", "TensorBoardLogger") for logger in self.loggers)
+
     @staticmethod
     def _kind(logger: Any) -> str:
         name = type(logger).__name__

@@ -167,7 +167,11 @@ class JWBDHCallback(Callback):
         with torch.inference_mode():
             self.suite.update(avatar)
         self._batches += 1
-        if trainer.is_global_zero and len(self._samples) < self.num_media_samples:
+        if (
+            trainer.is_global_zero
+            and len(self._samples) < self.num_media_samples
+            and MediaLogger(trainer.loggers).logs_media  # no W&B/TensorBoard: do not build sample videos
+        ):
             self._keep_samples(avatar)
 
     def _keep_samples(self, avatar: AvatarBatch) -> None:

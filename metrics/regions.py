@@ -629,14 +629,17 @@ def crop_regions(
     *,
     exact_borders: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Cut every frame's box out of the videos and resize it, in one batched ``roi_align`` on the device.
+    """Cut every frame's box out of the videos and resize it, batched on the videos' device.
 
-    Each output pixel is one bilinear sample at OpenCV INTER_LINEAR's source position (half-pixel centres,
-    no antialiasing), so a crop equals ``cv2.resize(frame[y1:y2, x1:x2], (w, h))`` -- what the JWB-DH-V1
-    script does -- up to float rounding (uint8 results differ by at most one grey level from OpenCV's
-    fixed-point arithmetic). ``sampling_ratio=1``: one sample per output pixel is exactly that filter;
-    roi_align's adaptive default (``ceil(box / size)`` samples per bin) would average several samples when
-    shrinking, an area-like antialiasing the script does not apply. Boxes should lie inside the frame
+    The JWB-DH-V1 script does ``cv2.resize(frame[y1:y2, x1:x2], (w, h))``. For uint8 videos whose valid
+    boxes are whole pixels inside the frame (the recipe's always are) and ``exact_borders=True``, the crops
+    are exactly OpenCV's pixels (:func:`metrics.functional.resize.opencv_linear_crops`: OpenCV's fixed-point
+    taps gathered per frame). Otherwise (float videos or boxes, ``exact_borders=False``) one batched
+    ``roi_align`` takes a bilinear sample at INTER_LINEAR's source position (half-pixel centres, no
+    antialiasing) per output pixel: OpenCV's filter up to float rounding (uint8 within one grey level).
+    ``sampling_ratio=1``: one sample per output pixel is exactly that filter; roi_align's adaptive default
+    (``ceil(box / size)`` samples per bin) would average several samples when shrinking, an area-like
+    antialiasing the script does not apply. Boxes should lie inside the frame
     (the recipe's boxes always do); roi_align reads zeros beyond it.
 
     Args:
@@ -682,10 +685,22 @@ def crop_regions(
         h, w = _check_size(size)
     if b * t == 0 or h == 0:
         return videos.new_zeros((b, t, c, h, w)), valid.clone()
+    flat_valid = valid.reshape(b * t)
+    if (
+        videos.dtype == torch.uint8
+        and exact_borders
+        and _whole_pixel_boxes_inside(boxes, valid, (height, width))
+    ):
+        from metrics.functional.resize import opencv_linear_crops
+
+        dummy_box = torch.tensor([0, 0, 1, 1], dtype=boxes.dtype, device=boxes.device)
+        flat_boxes = torch.where(flat_valid[:, None], boxes.reshape(b * t, 4), dummy_box)
+        out = opencv_linear_crops(videos.reshape(b * t, c, height, width), flat_boxes, (h, w))
+        out = out * flat_valid[:, None, None, None].to(torch.uint8)
+        return out.reshape(b, t, c, h, w), valid.clone()
     work = torch.float64 if videos.dtype == torch.float64 else torch.float32
     frames = videos.reshape(b * t, c, height, width).to(work)
     dummy = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=work, device=videos.device)
-    flat_valid = valid.reshape(b * t)
     rois = torch.where(flat_valid[:, None], boxes.reshape(b * t, 4).to(work), dummy)
     index = torch.arange(b * t, device=videos.device, dtype=work)[:, None]
     out = _roi_align_crops(frames, torch.cat([index, rois], 1), (h, w), exact_borders)
@@ -750,7 +765,7 @@ def _region_videos_opencv(
         frames = []
         for t in kept_frames[i]:
             x1, y1, x2, y2 = corners[i][t]
-            crop = np.ascontiguousarray(videos[i, t, :, y1:y2, x1:x2].permute(1, 2, 0).numpy())
+            crop = np.ascontiguousarray(videos[i, t, :, y1:y2, x1:x2].detach().permute(1, 2, 0).numpy())
             if crop.shape[:2] != (h, w):
                 crop = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
             frames.append(crop.reshape(h, w, c))  # OpenCV drops a singleton channel axis
@@ -778,12 +793,12 @@ def region_videos(
     ``[0, 3, h, w]``. A video's result never depends on the other videos in the batch; videos sharing a
     size are cropped in one :func:`crop_regions` call.
 
-    ``backend="torch"`` always uses :func:`crop_regions` (batched ``roi_align`` on the videos' device; uint8
-    crops within one grey level of OpenCV). ``"opencv"`` and ``"auto"`` (default) run the script's own loop,
-    ``cv2.resize(frame[y1:y2, x1:x2], (w, h))`` per kept frame, for uint8 CPU videos whose valid boxes are
-    whole pixels inside the frame (the jwbdh-v1 recipe's always are) when OpenCV is installed: identical
-    pixels, and faster than tensor ops on a CPU. Anything else (GPU tensors, float videos or boxes) takes the
-    torch path; ``"opencv"`` then raises instead.
+    ``backend="torch"`` always uses :func:`crop_regions` (batched on the videos' device; OpenCV's exact
+    pixels for uint8 videos with whole-pixel boxes, see there). ``"opencv"`` and ``"auto"`` (default) run
+    the script's own loop, ``cv2.resize(frame[y1:y2, x1:x2], (w, h))`` per kept frame, for uint8 CPU videos
+    whose valid boxes are whole pixels inside the frame (the jwbdh-v1 recipe's always are) with
+    ``exact_borders=True`` when OpenCV is installed: the same pixels as the torch path, faster on a CPU.
+    Anything else takes the torch path under ``"auto"``; ``"opencv"`` raises instead.
 
     Example:
         >>> import torch
@@ -803,15 +818,20 @@ def region_videos(
         sizes = [tuple(s) for s in first_valid_sizes(boxes, valid).tolist()]
     else:
         sizes = [_check_size(size)] * b
-    chosen = resolve_backend(backend, videos)
-    if chosen == "opencv":
+    if resolve_backend(backend, videos) == "opencv":
         _check_nonempty_boxes(boxes, valid)
-        if _whole_pixel_boxes_inside(boxes, valid, videos.shape[-2:]):
+        usable = (
+            videos.dtype == torch.uint8
+            and videos.device.type == "cpu"
+            and exact_borders
+            and _whole_pixel_boxes_inside(boxes, valid, videos.shape[-2:])
+        )
+        if usable:
             return _region_videos_opencv(videos, boxes, valid, sizes)
         if backend == "opencv":
             raise ValueError(
-                'backend="opencv" needs uint8 CPU videos and whole-pixel boxes inside the frame wherever '
-                '`valid` is True; use backend="torch" (roi_align) for other boxes'
+                'backend="opencv" needs uint8 CPU videos, exact_borders=True and whole-pixel boxes inside '
+                'the frame wherever `valid` is True; use backend="torch" for anything else'
             )
     lengths = valid.sum(1).tolist()
     result: list[Tensor | None] = [None] * b

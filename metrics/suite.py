@@ -98,7 +98,7 @@ def resolve_backbone_spec(value: Any) -> Any:
 
     Example:
         >>> resolve_backbone_spec("smoke:image_encoder:16").name
-        'tiny_image_encoder_16_0'
+        'tiny_image_encoder_v2_16_0'
     """
     if not isinstance(value, str) or not value.startswith("smoke:"):
         return value
@@ -224,7 +224,7 @@ class RegionalSuite(nn.Module):
         fps = self._fps(batch, gen.shape[0])
         for region in self.regions:
             if region == "whole_body":
-                self._update_region(region, list(gen.unbind(0)), list(ref.unbind(0)), fps)
+                self._update_region(region, list(gen.unbind(0)), list(ref.unbind(0)), fps, (gen, ref))
                 continue
             pair = self._crop(region, batch, gen, ref)
             if pair is None:
@@ -263,13 +263,22 @@ class RegionalSuite(nn.Module):
         ref_videos = region_videos(ref[:, : box_ref[0].shape[1]], *box_ref, size=self.crop_size)
         return gen_videos, ref_videos
 
-    def _update_region(self, region: str, gen_videos: list, ref_videos: list, fps: list) -> None:
+    def _update_region(
+        self,
+        region: str,
+        gen_videos: list,
+        ref_videos: list,
+        fps: list,
+        whole_batch: tuple[Tensor, Tensor] | None = None,
+    ) -> None:
         """Update the region's metrics, one call per group of videos of equal shapes (in batch order).
 
         Region videos of one batch usually share their shapes (always for ``whole_body``), so each metric
-        sees them as one batch, as the metric would from a user: far fewer calls and larger kernels. A
-        metric that rejects a group (a ValueError, e.g. crops too small for RAFT) rejects it for its shape,
-        so every video of the group is skipped and counted, never crashing the run.
+        sees them as one batch, as the metric would from a user: far fewer calls and larger kernels. When a
+        metric rejects a group (a ValueError), the group is retried video by video, so only the videos it
+        rejects (crops too small for RAFT, a bad fps, ...) are skipped and counted; nothing crashes the run.
+        ``whole_batch`` is the ``[B, ...]`` pair the lists were unbound from (used as is when every video
+        forms one group).
         """
         collection = self.collections[region]
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
@@ -279,24 +288,36 @@ class RegionalSuite(nn.Module):
                 continue
             groups.setdefault((tuple(g.shape), tuple(r.shape)), []).append(i)
         for members in groups.values():
-            g = torch.stack([gen_videos[i] for i in members])
-            r = torch.stack([ref_videos[i] for i in members])
+            if len(members) == len(gen_videos) and isinstance(whole_batch, tuple):
+                g, r = whole_batch  # the batch itself: no re-stacking copy
+            else:
+                g = torch.stack([gen_videos[i] for i in members])
+                r = torch.stack([ref_videos[i] for i in members])
             rates = [fps[i] for i in members]
             for key, metric in collection.items(keep_base=True, copy_state=False):
                 if g.shape[1] < getattr(metric, "min_frames", 1):
                     self._skip(region, key, f"{g.shape[1]} frame(s)", len(members))
                     continue
                 try:
-                    if key in PAIRED and self._frozen_reference and getattr(metric, "mode", None) == "pooled":
-                        metric.update(g, real=False)  # reference side already known (see freeze_reference)
-                    elif key in PAIRED:
-                        metric.update(g, r)
-                    elif key == "DD" and rates[0] is not None:
-                        metric.update(g, fps=rates)
-                    else:
-                        metric.update(g)
-                except ValueError as err:  # e.g. a crop too small for RAFT: skip it, counted, never crash
-                    self._skip(region, key, str(err), len(members))
+                    self._update_metric(key, metric, g, r, rates)
+                except ValueError:
+                    # A rejection can depend on one video's content (a bad fps, non-finite features):
+                    # retry video by video so that only the offending ones are skipped and counted.
+                    for j in range(len(members)):
+                        try:
+                            self._update_metric(key, metric, g[j : j + 1], r[j : j + 1], rates[j : j + 1])
+                        except ValueError as err:  # e.g. a crop too small for RAFT: skipped, never fatal
+                            self._skip(region, key, str(err))
+
+    def _update_metric(self, key: str, metric: Metric, g: Tensor, r: Tensor, rates: list) -> None:
+        if key in PAIRED and self._frozen_reference and getattr(metric, "mode", None) == "pooled":
+            metric.update(g, real=False)  # reference side already known (see freeze_reference)
+        elif key in PAIRED:
+            metric.update(g, r)
+        elif key == "DD" and rates[0] is not None:
+            metric.update(g, fps=rates)
+        else:
+            metric.update(g)
 
     def _skip(self, region: str, key: str, why: str, count: int = 1) -> None:
         name = f"{region}/{key}"

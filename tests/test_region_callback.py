@@ -121,7 +121,14 @@ def _loaders(n: int = 4):
     return DataLoader(data, batch_size=1), DataLoader(data, batch_size=1)
 
 
-def test_logged_keys_gating_sanity_and_csv(tmp_path):
+def test_logged_keys_gating_sanity_and_csv(tmp_path, monkeypatch):
+    import jwbdh_callbacks.region_callback as region_callback
+    from jwbdh_callbacks.logging import MediaLogger
+
+    built = []
+    monkeypatch.setattr(region_callback, "side_by_side", lambda *a, **k: built.append(1))
+    fake_wandb = type("WandbLogger", (), {})()
+    assert MediaLogger([fake_wandb]).logs_media and not MediaLogger([]).logs_media
     cb = JWBDHCallback(preset=_preset(), every_n_epochs=2, num_media_samples=1)
     model = ToyGenerator()
     logger = CSVLogger(tmp_path, name="csv")
@@ -146,6 +153,7 @@ def test_logged_keys_gating_sanity_and_csv(tmp_path):
     assert 0.0 < values["val/jwbdh_uncalibrated/face/SSIM"] < 1.0
     tables = list((tmp_path / "csv").rglob("jwbdh_table_step*.csv"))
     assert tables and "paper: Step" in tables[0].read_text()
+    assert not built  # a CSV logger takes no videos: sample videos are never built
 
 
 def test_resume_restores_callback_state(tmp_path):
@@ -224,6 +232,30 @@ def test_raft_on_small_crops_is_skipped_and_counted():
     with pytest.warns(UserWarning, match="DD skipped"):
         raft.update(batch)  # torchvision RAFT needs >= 121 px frames
     assert raft.skipped_metric["face/DD"] == 1
+
+
+def test_grouped_updates_equal_per_video_updates_and_skip_only_the_bad_video():
+    """Videos of one shape go to each metric as one batch; a rejection caused by one video's content (fps 0
+    for DD) is retried video by video, so only that video is skipped and counted."""
+    torch.manual_seed(0)
+    videos = torch.randint(0, 256, (3, 6, 3, 40, 48), dtype=torch.uint8)
+    shifted = videos.roll(1, dims=-1)
+    metrics = {"DD": {"flow_model": "smoke:block_matching_flow"}, "SSIM": {}, "PSNR": {}}
+    grouped = RegionalSuite(metrics, regions=("whole_body",))
+    with pytest.warns(UserWarning, match="DD skipped"):
+        grouped.update(AvatarBatch(generated=shifted, reference=videos, fps=[25.0, 0.0, 25.0]))
+    assert grouped.skipped_metric == {"whole_body/DD": 1}
+    one_by_one = RegionalSuite(metrics, regions=("whole_body",))
+    for i in (0, 2):
+        one_by_one.update(AvatarBatch(generated=shifted[i : i + 1], reference=videos[i : i + 1], fps=[25.0]))
+    dd_grouped, dd_single = (
+        grouped.collections["whole_body"]["DD"],
+        one_by_one.collections["whole_body"]["DD"],
+    )
+    assert float(dd_grouped.compute()) == float(dd_single.compute())
+    assert int(dd_grouped.num_videos) == 2
+    ssim = grouped.collections["whole_body"]["SSIM"]
+    assert int(ssim.num_videos) == 3  # the other metrics took all three videos in one call
 
 
 def test_suite_crops_follow_the_keypoint_recipe():

@@ -373,11 +373,12 @@ def test_compact_valid_keeps_order_and_lengths():
     assert out[0, :3].tolist() == x[0, [1, 3, 4]].tolist() and not out[0, 3:].any() and not out[1].any()
 
 
-@pytest.mark.parametrize(("backend", "tolerance"), [("torch", 1), ("auto", 0), ("opencv", 0)])
-def test_region_videos_reproduce_the_script_end_to_end(backend: str, tolerance: int):
+@pytest.mark.parametrize("backend", ["torch", "auto", "opencv"])
+def test_region_videos_reproduce_the_script_end_to_end(backend: str):
     """keypoints -> kept frames -> crops at the first kept crop's size, as the script writes its region
-    videos (cv2.resize of each NumPy slice to the first one's size), per video: within one grey level with
-    roi_align (torch), identical with the script's own loop (OpenCV, the default for CPU tensors)."""
+    videos (cv2.resize of each NumPy slice to the first one's size), per video: identical pixels with the
+    batched torch path (OpenCV's fixed-point taps) and with the script's own loop (the CPU default)."""
+    tolerance = 0
     rng = np.random.default_rng(4)
     b, t, height, width = 3, 6, 120, 160
     video = torch.from_numpy(rng.integers(0, 256, (b, t, 3, height, width), dtype=np.uint8))
@@ -404,6 +405,25 @@ def test_region_videos_reproduce_the_script_end_to_end(backend: str, tolerance: 
     assert torch.equal(alone, clips[1])
 
 
+def test_roi_align_fallback_stays_within_one_grey_level_of_opencv():
+    """Fractional boxes or exact_borders=False take roi_align: OpenCV's filter up to float rounding."""
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(8)
+    video = torch.from_numpy(rng.integers(0, 256, (1, 4, 3, 60, 80), dtype=np.uint8))
+    boxes = torch.tensor(
+        [[[10, 5, 41, 30], [12, 6, 40, 33], [0, 0, 80, 60], [70, 50, 80, 60]]], dtype=torch.float32
+    )
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    crops, _ = crop_regions(video, boxes, valid, size=(19, 23), exact_borders=True)
+    loose, _ = crop_regions(video.float() / 255, boxes, valid, size=(19, 23))
+    for f in range(4):
+        x1, y1, x2, y2 = boxes[0, f].long().tolist()
+        ref = cv2.resize(np.ascontiguousarray(video[0, f].permute(1, 2, 0).numpy()[y1:y2, x1:x2]), (23, 19))
+        assert np.array_equal(crops[0, f].permute(1, 2, 0).numpy(), ref)  # exact path
+        diff = loose[0, f].permute(1, 2, 0).numpy() * 255 - ref.astype(np.float64)
+        assert np.abs(diff).max() <= 1.0 + 1e-4  # float roi_align path
+
+
 def test_region_videos_opencv_backend_needs_whole_pixel_boxes_inside_the_frame():
     video = torch.zeros(1, 2, 3, 20, 20, dtype=torch.uint8)
     valid = torch.ones(1, 2, dtype=torch.bool)
@@ -415,6 +435,14 @@ def test_region_videos_opencv_backend_needs_whole_pixel_boxes_inside_the_frame()
         # "auto" falls back to roi_align for such boxes
         auto = region_videos(video, boxes, valid)[0]
         assert torch.equal(auto, region_videos(video, boxes, valid, backend="torch")[0])
+    whole = torch.tensor([[[1.0, 2.0, 9.0, 8.0]] * 2])
+    for bad in (
+        {"videos": video.float() / 255},  # float videos
+        {"exact_borders": False},  # OpenCV always clamps at the crop's edge
+    ):
+        args = {"videos": video, "boxes": whole, "valid": valid, "backend": "opencv", **bad}
+        with pytest.raises(ValueError, match='backend="opencv" needs'):
+            region_videos(**args)
     with pytest.raises(ValueError, match="x2 > x1"):
         region_videos(video, torch.tensor([[[5.0, 2.0, 5.0, 8.0]] * 2]), valid, backend="opencv")
     with pytest.raises(ValueError, match="`backend` must be one of"):

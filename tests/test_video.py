@@ -849,6 +849,11 @@ def test_auto_backend_is_opencv_for_cpu_uint8_and_torch_otherwise(monkeypatch: p
     assert np.array_equal(auto.permute(0, 2, 3, 1).numpy(), reference)
     assert backend_mod.resolve_backend("auto", _nchw(frames)) == "opencv"
     assert backend_mod.resolve_backend("auto", _nchw(frames).float()) == "torch"
+    # more than 4 channels: OpenCV's INTER_AREA cannot, "auto" keeps the (exact) torch port
+    five = torch.from_numpy(rng.integers(0, 256, (1, 5, 17, 23), dtype=np.uint8))
+    assert backend_mod.resolve_backend("auto", five, max_channels=4) == "torch"
+    per_channel = [resize_opencv_area(five[:, i : i + 1], (5, 7)) for i in range(5)]
+    assert torch.equal(resize_opencv_area(five, (5, 7)), torch.cat(per_channel, 1))
     monkeypatch.setattr(backend_mod, "opencv_available", lambda: False)
     assert backend_mod.resolve_backend("auto", _nchw(frames)) == "torch"
     torch.testing.assert_close(

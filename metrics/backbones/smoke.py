@@ -71,7 +71,9 @@ class TinyImageEncoder(nn.Module):
 def tiny_image_encoder_ref(out_dim: int = 64, uint8_input: bool = False) -> BackboneRef:
     """Shared-cache handle of a :class:`TinyImageEncoder` (seeded, identical on every rank)."""
 
-    return BackboneRef(f"tiny_image_encoder_{out_dim}_{int(uint8_input)}", _TinyFactory(out_dim, uint8_input))
+    # "v2": the patchify-stem architecture; a new name keeps statistics saved with the old one from loading
+    name = f"tiny_image_encoder_v2_{out_dim}_{int(uint8_input)}"
+    return BackboneRef(name, _TinyFactory(out_dim, uint8_input))
 
 
 class _TinyFactory:

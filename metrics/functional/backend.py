@@ -34,10 +34,12 @@ def opencv_available() -> bool:
     return True
 
 
-def resolve_backend(backend: str, frames: Tensor) -> str:
+def resolve_backend(backend: str, frames: Tensor, *, max_channels: int | None = None) -> str:
     """``"torch"`` or ``"opencv"`` for ``backend`` in :data:`BACKENDS` and these ``frames``.
 
-    ``"auto"`` -> ``"opencv"`` for uint8 tensors on the CPU when OpenCV imports, else ``"torch"``.
+    ``"auto"`` -> ``"opencv"`` for uint8 tensors on the CPU when OpenCV imports (and, with
+    ``max_channels``, ``frames.shape[1] <= max_channels``: some OpenCV paths take at most 4 channels), else
+    ``"torch"``.
 
     Raises:
         ValueError: ``backend`` is not one of :data:`BACKENDS`.
@@ -47,4 +49,5 @@ def resolve_backend(backend: str, frames: Tensor) -> str:
     if backend != "auto":
         return backend
     on_cpu_uint8 = frames.device.type == "cpu" and frames.dtype == torch.uint8
-    return "opencv" if on_cpu_uint8 and opencv_available() else "torch"
+    channels_ok = max_channels is None or (frames.ndim >= 2 and frames.shape[1] <= max_channels)
+    return "opencv" if on_cpu_uint8 and channels_ok and opencv_available() else "torch"

@@ -39,10 +39,17 @@ from torch import Tensor
 
 from metrics.functional.backend import resolve_backend
 
-__all__ = ["resize_opencv_area", "resize_opencv_bilinear", "resize_pil_bilinear", "resize_tf1_bilinear"]
+__all__ = [
+    "opencv_linear_crops",
+    "resize_opencv_area",
+    "resize_opencv_bilinear",
+    "resize_pil_bilinear",
+    "resize_tf1_bilinear",
+]
 
 _PIL_BITS = 22  # PIL's PRECISION_BITS for 8-bit images (32 - 8 - 2)
 _CV_COEF_SCALE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE (11 bits)
+_AREA_GATHER_ELEMENTS = 1 << 25  # ~128 MB of float32 per gather in the exact INTER_AREA port
 
 
 def _check_frames(frames: object, size: object) -> tuple[int, int]:
@@ -227,6 +234,59 @@ def _taps_to_matrix(taps: tuple[Tensor, Tensor, Tensor, Tensor], src: int) -> Te
     return m
 
 
+@lru_cache(maxsize=1024)
+def _opencv_linear_int_taps(src: int, dst: int, rows: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    i0, i1, w0, w1 = _opencv_linear_taps(src, dst, False, rows=rows)
+    return i0, i1, _cv_round(w0 * _CV_COEF_SCALE), _cv_round(w1 * _CV_COEF_SCALE)
+
+
+def opencv_linear_crops(frames: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """``cv2.resize(frame[y1:y2, x1:x2], (w, h))`` (INTER_LINEAR) for every frame, exactly, batched.
+
+    ``frames`` uint8 ``[K, C, H, W]``; ``boxes`` ``[K, 4]`` whole-pixel ``(x1, y1, x2, y2)`` with
+    ``0 <= x1 < x2 <= W`` and ``0 <= y1 < y2 <= H`` (not checked here); returns uint8 ``[K, C, h, w]`` on the
+    frames' device. Each crop has its own source size, so OpenCV's fixed-point taps (11-bit coefficients,
+    the integer horizontal pass and the vectorised vertical rounding of :func:`resize_opencv_bilinear`) are
+    looked up per crop size and gathered per frame: one set of gathers for the whole batch, no per-frame
+    loop, and the same pixels as OpenCV on any device.
+
+    Example:
+        >>> import torch
+        >>> frames = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4)
+        >>> opencv_linear_crops(frames, torch.tensor([[1, 1, 3, 3]]), (2, 2))[0, 0].tolist()
+        [[5, 6], [9, 10]]
+    """
+    k, c = frames.shape[:2]
+    h, w = size
+    dev = frames.device
+    corners = boxes.to(torch.int64).cpu()
+    x1, y1 = corners[:, 0], corners[:, 1]
+    widths, heights = (corners[:, 2] - x1).tolist(), (corners[:, 3] - y1).tolist()
+
+    def per_frame(lengths: list[int], dst: int, rows: bool, offset: Tensor) -> list[Tensor]:
+        taps = [_opencv_linear_int_taps(n, dst, rows) for n in lengths]
+        i0 = torch.stack([t[0] for t in taps]) + offset[:, None]
+        i1 = torch.stack([t[1] for t in taps]) + offset[:, None]
+        c0 = torch.stack([t[2] for t in taps])
+        c1 = torch.stack([t[3] for t in taps])
+        return [t.to(dev) for t in (i0, i1, c0, c1)]
+
+    ix0, ix1, cx0, cx1 = per_frame(widths, w, False, x1)
+    iy0, iy1, cy0, cy1 = per_frame(heights, h, True, y1)
+    x = frames.to(torch.int32)
+    full_w = x.shape[-1]
+
+    def horizontal(row_index: Tensor) -> Tensor:  # the two-tap integer pass on the source rows needed
+        src_rows = x.gather(2, row_index[:, None, :, None].expand(k, c, h, full_w))
+        left = src_rows.gather(3, ix0[:, None, None, :].expand(k, c, h, w))
+        right = src_rows.gather(3, ix1[:, None, None, :].expand(k, c, h, w))
+        return (left * cx0[:, None, None, :] + right * cx1[:, None, None, :]) >> 4
+
+    top = (horizontal(iy0) * cy0[:, None, :, None]) >> 16
+    bottom = (horizontal(iy1) * cy1[:, None, :, None]) >> 16
+    return ((top + bottom + 2) >> 2).clamp_(0, 255).to(torch.uint8)
+
+
 def _opencv_fixed_point_linear(frames: Tensor, taps_y: tuple, taps_x: tuple) -> Tensor:
     """OpenCV's 8-bit linear resize: int horizontal pass, then the vectorised vertical rounding."""
     dev = frames.device
@@ -337,6 +397,11 @@ def _opencv_area_float32(
     dev = frames.device
     ix, wx = (t.to(dev) for t in tab_x)
     iy, wy = (t.to(dev) for t in tab_y)
+    # The gathered [n, C, H, w, taps] tensor can be large (1080p -> 299 on 16 frames: ~0.5 GB): bound it.
+    per_frame = frames.shape[1] * frames.shape[2] * ix.shape[0] * ix.shape[1]
+    step = max(1, _AREA_GATHER_ELEMENTS // max(per_frame, 1))
+    if frames.shape[0] > step:
+        return torch.cat([_opencv_area_float32(part, tab_y, tab_x) for part in frames.split(step)])
     x = frames.to(torch.float32)
     cols = x[..., ix]  # [N, C, H, w, taps_x]
     buf = cols[..., 0] * wx[:, 0]
@@ -363,7 +428,7 @@ def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = 
         [[2.5, 4.5], [10.5, 12.5]]
     """
     h, w = _check_frames(frames, size)
-    if resolve_backend(backend, frames) == "opencv":
+    if resolve_backend(backend, frames, max_channels=4) == "opencv":
         return _resize_with_opencv(frames, (h, w), "INTER_AREA")
     src_h, src_w = frames.shape[-2:]
     if src_h >= h and src_w >= w:
@@ -394,7 +459,7 @@ def resize_opencv_bilinear(frames: Tensor, size: tuple[int, int], *, backend: st
         [0.0, 1.0, 3.0, 4.0]
     """
     h, w = _check_frames(frames, size)
-    if resolve_backend(backend, frames) == "opencv":
+    if resolve_backend(backend, frames, max_channels=4) == "opencv":
         return _resize_with_opencv(frames, (h, w), "INTER_LINEAR")
     src_h, src_w = frames.shape[-2:]
     if (src_h, src_w) == (h, w):
