@@ -288,10 +288,11 @@ class _FrechetStatistics(Metric):
             sides = [(gen, False), (ref, True)]
         else:
             sides = [(single_check(generated, "reference" if real else "generated"), real)]
-        for x, is_real in sides:
-            if x.shape[0]:
-                feats = features_of(x)
-                self._add_pooled(feats.reshape(-1, feats.shape[-1]), is_real)
+        # Features of both sides first, then the states: a side that raises leaves the states untouched
+        # (the regional suite retries a rejected batch video by video).
+        computed = [(features_of(x), is_real) for x, is_real in sides if x.shape[0]]
+        for feats, is_real in computed:
+            self._add_pooled(feats.reshape(-1, feats.shape[-1]), is_real)
 
 
 class FrechetDistance(_FrechetStatistics):

@@ -362,3 +362,13 @@ def test_ddp_uneven_updates_equal_single_process():
     for rank_result in results:
         for key, value in single.items():
             assert torch.allclose(rank_result[key], value, rtol=1e-9), key
+
+
+def test_pooled_pair_update_is_all_or_nothing():
+    """A rejected reference side leaves the generated side's states untouched too (no half-added pair)."""
+    m = FrechetDistance(num_features=4, mode="pooled")
+    with pytest.raises(ValueError, match="`reference` must be finite"):
+        m.update(torch.randn(5, 4), torch.full((5, 4), float("nan")))
+    assert int(m.fake_count) == 0 and int(m.real_count) == 0 and float(m.fake_sum.abs().sum()) == 0.0
+    m.update(torch.randn(5, 4), torch.randn(5, 4))
+    assert int(m.fake_count) == 5 and int(m.real_count) == 5
