@@ -859,3 +859,28 @@ def test_auto_backend_is_opencv_for_cpu_uint8_and_torch_otherwise(monkeypatch: p
     torch.testing.assert_close(
         resize_opencv_area(_nchw(frames), dst), resize_opencv_area(_nchw(frames), dst, backend="torch")
     )
+
+
+@pytest.mark.parametrize("size", [(37, 29), (1, 1), (90, 130), (200, 10)])
+def test_opencv_linear_crops_equal_cv2_on_each_slice(size: tuple[int, int]) -> None:
+    """Batched per-frame crops (each its own source size, 1-pixel boxes included) = cv2.resize per slice."""
+    from metrics.functional.resize import opencv_linear_crops
+
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(3)
+    h, w = 90, 130
+    frames = rng.integers(0, 256, (40, 3, h, w), dtype=np.uint8)
+    boxes = []
+    for _ in range(40):
+        x1, y1 = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
+        boxes.append([x1, y1, int(rng.integers(x1 + 1, w + 1)), int(rng.integers(y1 + 1, h + 1))])
+    boxes[0] = [5, 7, 6, 8]  # a single pixel
+    expected = np.stack(
+        [
+            cv2.resize(np.ascontiguousarray(f.transpose(1, 2, 0)[y1:y2, x1:x2]), (size[1], size[0]))
+            for f, (x1, y1, x2, y2) in zip(frames, boxes, strict=True)
+        ]
+    ).reshape(40, size[0], size[1], 3)
+    out = opencv_linear_crops(torch.from_numpy(frames), torch.tensor(boxes), size)
+    assert out.dtype == torch.uint8 and out.shape == (40, 3, *size)
+    assert np.array_equal(out.permute(0, 2, 3, 1).numpy(), expected)

@@ -273,13 +273,13 @@ def opencv_linear_crops(frames: Tensor, boxes: Tensor, size: tuple[int, int]) ->
 
     ix0, ix1, cx0, cx1 = per_frame(widths, w, False, x1)
     iy0, iy1, cy0, cy1 = per_frame(heights, h, True, y1)
-    x = frames.to(torch.int32)
-    full_w = x.shape[-1]
+    full_w = frames.shape[-1]
 
     def horizontal(row_index: Tensor) -> Tensor:  # the two-tap integer pass on the source rows needed
-        src_rows = x.gather(2, row_index[:, None, :, None].expand(k, c, h, full_w))
-        left = src_rows.gather(3, ix0[:, None, None, :].expand(k, c, h, w))
-        right = src_rows.gather(3, ix1[:, None, None, :].expand(k, c, h, w))
+        # gather in uint8 first: only the h needed rows per crop are widened to int32, never whole frames
+        src_rows = frames.gather(2, row_index[:, None, :, None].expand(k, c, h, full_w))
+        left = src_rows.gather(3, ix0[:, None, None, :].expand(k, c, h, w)).to(torch.int32)
+        right = src_rows.gather(3, ix1[:, None, None, :].expand(k, c, h, w)).to(torch.int32)
         return (left * cx0[:, None, None, :] + right * cx1[:, None, None, :]) >> 4
 
     top = (horizontal(iy0) * cy0[:, None, :, None]) >> 16
