@@ -86,7 +86,8 @@ class SSIM(_PairedFrameMetric):
         window: ``"uniform"`` or ``"gaussian"``.
         num_frames: frames per video (JWB-DH-V1 reads 16); None = all.
         compute_dtype: float64 (exact, default) or float32 (faster on consumer GPUs, ~1e-5 deviation)
-            for float frames; uint8 frames with the uniform window always take the exact integer path.
+            (devices without float64); with float64, uint8 frames and the uniform window use exact integer
+            box sums.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:

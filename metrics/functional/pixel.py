@@ -283,9 +283,10 @@ def ssim_frames(
             (variances and covariances are shift invariant), which removes most of that cancellation; the
             per-frame means then stayed within ~1e-7 (random frames) to ~7e-6 (synthetic high-contrast
             frames) of float64 in our measurements, and the tests require 1e-3. The result is float64 either
-            way. Ignored on the exact path: when both inputs are ``uint8`` and ``window="uniform"`` (the
-            JWB-DH-V1 case) every window statistic is an integer, so SSIM is computed from exact integer
-            box sums (see ``_ssim_uint8_uniform_sums``), which is both exact and the fastest route.
+            way. With the default float64, ``uint8`` inputs and ``window="uniform"`` (the JWB-DH-V1 case)
+            every window statistic is an integer, so SSIM is computed from exact integer box sums (see
+            ``_ssim_uint8_uniform_sums``): exact and the fastest route. ``torch.float32`` always takes the
+            float32 filters (for devices without float64, e.g. Apple MPS).
 
     Returns:
         ``float64`` tensor ``[N]`` on the inputs' device (empty when ``N == 0``).
@@ -316,7 +317,8 @@ def ssim_frames(
 
     c1 = (float(k1) * data_range) ** 2
     c2 = (float(k2) * data_range) ** 2
-    if window == "uniform" and generated.dtype == torch.uint8 and reference.dtype == torch.uint8:
+    exact = compute_dtype == torch.float64 and generated.dtype == reference.dtype == torch.uint8
+    if window == "uniform" and exact:
         planes = n * c
         sums = _ssim_uint8_uniform_sums(
             generated.reshape(planes, h, w), reference.reshape(planes, h, w), win, c1, c2
