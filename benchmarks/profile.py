@@ -12,8 +12,9 @@ Issue 6 item 2 (a GPU profile; it runs on a CPU too). Synthetic avatar clips (``
   does from the second validation epoch on).
 
 Throughput counts frames of the *generated* videos per region (a pair metric's reference side is part of its
-cost), from timers around every metric's ``update`` (device-synchronised), plus the suite's own work
-(region boxes and crops). These are absolute rates of one machine, not regression checks (those are ratios,
+cost) that a metric accepted, over the time in its ``update`` calls (device-synchronised timers; rejected
+calls, e.g. crops too small for a network, still cost time), plus the suite's own work (boxes and crops).
+These are absolute rates of one machine, not regression checks (those are ratios,
 ``python -m benchmarks``); record them with the device name. Real backbones need their checkpoints cached
 (``jwbdh-weights download ...``); the smoke preset runs offline.
 """
@@ -81,8 +82,9 @@ def _timed_pass(suite: Any, batches: list, device: torch.device) -> dict[str, An
             originals.append((metric, original))
 
             def counting(*args: Any, _name: str = name, _orig: Any = original, **kwargs: Any) -> Any:
+                out = _orig(*args, **kwargs)  # a call that raises (a skipped video) counts no frames
                 frames[_name] = frames.get(_name, 0) + int(args[0].shape[0] * args[0].shape[1])
-                return _orig(*args, **kwargs)
+                return out
 
             metric.update = counting
             time_calls(metric, "update", bucket, name, device)

@@ -231,7 +231,7 @@ def _ssim_uint8_uniform_sums(generated: Tensor, reference: Tensor, win: int, c1:
             s_x, s_y, s_sq, s_xy = _box_sum(_box_sum(stats, 3, win), 2, win).unbind(0)
             prod = s_x * s_y
             squares = (s_x * s_x).addcmul_(s_y, s_y)
-            # A 0-dim float64 constant plus an int tensor gives float64 in one pass (type promotion).
+            # A 0-dim float64 constant plus an int tensor is float64 (type promotion): no explicit casts.
             num = torch.add(k1_t, prod, alpha=2)
             num.mul_(torch.add(k2_t, s_xy, alpha=2 * n).sub_(prod, alpha=2))
             den = torch.add(k1_t, squares)
