@@ -421,3 +421,41 @@ def test_small_frames_accepted() -> None:
     np.testing.assert_allclose(
         ssim_frames(_nchw(gen), _nchw(ref)).numpy(), _sk_ssim_uniform(ref, gen), rtol=0, atol=SSIM_TOL
     )
+
+
+def test_ssim_exact_path_equals_skimage_on_random_shapes_and_windows() -> None:
+    """Property: for any uint8 frames (random sizes, channels, windows, constants) the exact integer path
+    gives skimage's value (hypothesis draws the cases; skimage is the oracle)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=60, deadline=None, derandomize=True)
+    @hypothesis.given(
+        h=st.integers(3, 24),
+        w=st.integers(3, 24),
+        c=st.integers(1, 4),
+        n=st.integers(1, 3),
+        win_pick=st.integers(0, 5),
+        k=st.sampled_from([(0.01, 0.03), (0.05, 0.1), (0.001, 0.002)]),
+        data_range=st.sampled_from([255.0, 100.0, 1000.0]),
+        seed=st.integers(0, 2**16),
+        contrast=st.sampled_from(["random", "extreme", "flat"]),
+    )
+    def check(h, w, c, n, win_pick, k, data_range, seed, contrast):
+        rng = np.random.default_rng(seed)
+        if contrast == "extreme":
+            ref = rng.choice(np.array([0, 255], np.uint8), (n, h, w, c))
+            gen = rng.choice(np.array([0, 255], np.uint8), (n, h, w, c))
+        elif contrast == "flat":
+            ref = np.full((n, h, w, c), rng.integers(0, 256), np.uint8)
+            gen = np.clip(ref.astype(int) + rng.integers(-2, 3, ref.shape), 0, 255).astype(np.uint8)
+        else:
+            ref = rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
+            gen = rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
+        odd = [v for v in range(3, min(h, w) + 1, 2)]
+        win = odd[win_pick % len(odd)]
+        ours = ssim_frames(_nchw(gen), _nchw(ref), win_size=win, k1=k[0], k2=k[1], data_range=data_range)
+        theirs = _sk_ssim(ref, gen, win_size=win, K1=k[0], K2=k[1], data_range=data_range)
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=0, atol=1e-11)
+
+    check()
