@@ -96,9 +96,6 @@ def clip_vbench_preprocess(frames: Tensor, size: int = 224) -> Tensor:
         >>> clip_vbench_preprocess(torch.zeros(1, 3, 480, 832, dtype=torch.uint8)).shape
         torch.Size([1, 3, 224, 224])
     """
-    if not isinstance(frames, Tensor) or frames.ndim != 4 or frames.shape[1] != 3:
-        got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
-        raise ValueError(f"`frames` must be a [N, 3, H, W] tensor, got {got}")
     x = to_0_255(frames)
     h, w = short_side_resize_shape(x.shape[-2], x.shape[-1], size)
     if tuple(x.shape[-2:]) != (h, w):

@@ -83,7 +83,11 @@ def short_side_resize_shape(height: int, width: int, size: int) -> tuple[int, in
 
 
 def to_0_255(frames: Tensor) -> Tensor:
-    """uint8 [0, 255] or float [0, 1] frames -> float32 in [0, 255] (what VBench's decoder hands over)."""
+    """uint8 [0, 255] or float [0, 1] ``[N, 3, H, W]`` frames -> float32 in [0, 255] (what VBench's decoder
+    hands over); anything else raises ``ValueError``."""
+    if not isinstance(frames, Tensor) or frames.ndim != 4 or frames.shape[1] != 3:
+        got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
+        raise ValueError(f"`frames` must be a [N, 3, H, W] tensor, got {got}")
     if frames.dtype == torch.uint8:
         return frames.to(torch.float32)
     return frames.to(torch.float32) * 255.0
@@ -107,9 +111,6 @@ def dino_vbench_preprocess(frames: Tensor, size: int = 224) -> Tensor:
         >>> dino_vbench_preprocess(torch.zeros(1, 3, 480, 832, dtype=torch.uint8)).shape
         torch.Size([1, 3, 224, 388])
     """
-    if not isinstance(frames, Tensor) or frames.ndim != 4 or frames.shape[1] != 3:
-        got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
-        raise ValueError(f"`frames` must be a [N, 3, H, W] tensor, got {got}")
     x = to_0_255(frames)
     out_hw = short_side_resize_shape(x.shape[-2], x.shape[-1], size)
     if tuple(x.shape[-2:]) != out_hw:
