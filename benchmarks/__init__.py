@@ -16,7 +16,8 @@ ssim               ssim_frames (uint8: exact integer box sums, cache-sized    1e
                    bands) vs skimage per frame
 edges              torch OpenCV-exact gray + Canny vs cv2 per frame; also     identical pixels
                    the default backend="auto" (OpenCV itself on a CPU)
-crops              region_videos (roi_align) vs numpy slice + cv2.resize      1 grey level
+crops              region_videos (torch, and the default "auto") vs numpy     identical pixels
+                   slice + cv2.resize per frame
 pipeline           RegionalSuite (FID, E-FID, FVD, SSIM, PSNR, CSIM) vs the   Fréchet 1e-5 relative,
                    reference scripts' per-video loop, shared smoke backbones  pixel metrics 1e-9 absolute
 callback_overhead  validation epoch (25-step DDIM avatar sampler) with        every region/metric logged
