@@ -84,7 +84,7 @@ def test_fid_inception_matches_torch_fidelity(tmp_path):
     torch.manual_seed(7)
     ours = FIDInceptionV3(weights=None).eval()
     path = tmp_path / "fid_inception.pth"
-    state = {k: v for k, v in ours.net.state_dict().items() if not k.startswith("fc.")}
+    state = {k: v for k, v in ours.net.net.state_dict().items() if not k.startswith("fc.")}
     state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
     torch.save(state, path)
     theirs = FeatureExtractorInceptionV3(

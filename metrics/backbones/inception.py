@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
+from metrics.backbones.precision import InferenceRunner
 from metrics.backbones.weights import load_checkpoint
 from metrics.functional.resize import resize_pil_bilinear, resize_tf1_bilinear
 
@@ -121,6 +122,10 @@ class ImageNetInceptionV3(nn.Module):
         x = self.preprocess(frames).to(next(self.net.parameters()).dtype)
         return self.net(x).float()
 
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """Run the network (not the PIL-exact resize) at ``precision`` / in ``channels_last`` layout."""
+        self.net = InferenceRunner(self.net, precision, channels_last)
+
 
 def _build_fid_inception_torso() -> nn.Module:
     from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
@@ -160,14 +165,29 @@ class FIDInceptionV3(nn.Module):
         else:
             net.fc = nn.Identity()  # torchvision's forward is only used for the calibration pass
             calibrate_batchnorm(net, torch.rand(4, 3, 299, 299) * 2 - 1)
-        self.net = net
+        self.net = _PoolFeatures(net)
 
     def forward(self, frames: Tensor) -> Tensor:
         """uint8 ``[N, 3, H, W]`` -> ``[N, 2048]``."""
         _check_uint8_frames(frames)
-        n = self.net
         x = resize_tf1_bilinear(frames.float(), (299, 299))
-        x = ((x - 128.0) / 128.0).to(next(n.parameters()).dtype)
+        x = ((x - 128.0) / 128.0).to(next(self.net.parameters()).dtype)
+        return self.net(x).float()
+
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """Run the network (not the TF1 resize) at ``precision`` / in ``channels_last`` layout."""
+        self.net = InferenceRunner(self.net, precision, channels_last)
+
+
+class _PoolFeatures(nn.Module):
+    """The FID Inception torso up to the 2048-d average pool (the TF graph's ``pool_3``)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.net
         x = n.maxpool1(n.Conv2d_2b_3x3(n.Conv2d_2a_3x3(n.Conv2d_1a_3x3(x))))
         x = n.maxpool2(n.Conv2d_4a_3x3(n.Conv2d_3b_1x1(x)))
         for block in (
@@ -182,7 +202,7 @@ class FIDInceptionV3(nn.Module):
         ):
             x = block(x)
         x = n.Mixed_7c(n.Mixed_7b(n.Mixed_7a(x)))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1).float()
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
 
 def imagenet_inception_ref(weights: str | os.PathLike | None = "inception_v3_imagenet") -> BackboneRef:
