@@ -153,8 +153,11 @@ class DynamicDegree(PerVideoMeanMetric):
     VBench, which adds DD to its quality score with weight 0.5; it measures motion, not quality.
 
     Args:
-        weights: RAFT checkpoint (registry name ``"raft_large_c_t_v1"`` or a path to a torchvision
-            ``raft_large`` state dict); None = seeded random init (smoke runs, meaningless flows).
+        weights: RAFT checkpoint: registry name (``"raft_large_c_t_v1"``, or ``"raft_things"``: VBench's
+            own file), or a path to a torchvision ``raft_large`` state dict or to the original RAFT
+            ``raft-things.pth`` (VBench's ``raft_model/models/raft-things.pth``; its keys are converted to
+            torchvision's layout); None = seeded random init (smoke runs, meaningless flows). A local file
+            that fits neither layout raises a one-line ValueError here, not at the first update.
         fps: frame rate used when ``update`` gets none (None: ``update`` must pass it).
         target_fps: subsampling target (VBench: 8).
         num_flow_updates: RAFT refinement steps (VBench: 20).

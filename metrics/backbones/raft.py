@@ -2,8 +2,13 @@
 
 VBench runs the original RAFT code with ``raft-things.pth``; torchvision's ``Raft_Large_Weights.C_T_V1`` is
 the port of that checkpoint to torchvision's RAFT, so we build ``raft_large(weights=None)`` and load our
-registry's ``raft_large_c_t_v1`` file (or any path) strictly. What VBench does around the network, and what
-:class:`RAFTLarge` reproduces:
+registry's ``raft_large_c_t_v1`` file (or any path) strictly. The original checkpoint itself (registry
+``raft_things``, or the ``raft_model/models/raft-things.pth`` VBench users already have) loads too: the
+architectures are the same layer for layer, so :func:`convert_original_raft_state_dict` only renames its keys
+(``module.fnet.conv1.weight`` -> ``feature_encoder.convnormrelu.0.weight``, ...); no tensor is reshaped.
+:func:`raft_state_dict` detects the format by its keys, and a checkpoint that fits neither raises a
+one-line ValueError naming both expected formats, when the metric is built (:func:`raft_ref`), not at its
+first update. What VBench does around the network, and what :class:`RAFTLarge` reproduces:
 
 * Frames are float RGB in **[0, 255]** (VBench feeds decoded uint8 frames as float32); the original RAFT maps
   them to ``2 * (x / 255) - 1`` inside its forward. torchvision's RAFT expects [-1, 1] already
@@ -31,26 +36,226 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.weights import load_checkpoint
+from metrics.backbones.weights import WeightsUnavailableError, load_checkpoint, resolve_weights
 
 __all__ = [
     "VBENCH_NUM_FLOW_UPDATES",
     "PaddedFlowNet",
     "RAFTLarge",
+    "check_raft_weights",
+    "convert_original_raft_state_dict",
     "crop_padding",
+    "original_raft_key",
     "pad_to_multiple",
     "padding_for",
     "raft_ref",
+    "raft_state_dict",
 ]
 
 #: VBench's ``iters=20`` for dynamic degree.
 VBENCH_NUM_FLOW_UPDATES = 20
+
+# ------------------------------------------------------------------------------ original RAFT checkpoints
+# Original RAFT (princeton-vl/RAFT core/extractor.py, core/update.py, core/raft.py) -> torchvision raft_large
+# (torchvision/models/optical_flow/raft.py). Both encoders are conv1/norm1 -> 3 stages of 2 residual blocks
+# -> a 1x1 conv; torchvision wraps each conv with its norm in a Conv2dNormActivation (".0" conv, ".1" norm).
+# The update block's motion encoder, separable GRU and flow head keep their shapes; the upsampling mask head
+# ("update_block.mask", a Sequential conv-ReLU-conv scaled by 0.25 in forward) is torchvision's
+# mask_predictor (convrelu + conv, multiplier 0.25). Patterns are applied to keys without "module.".
+_ENCODER_RULES: tuple[tuple[str, str], ...] = (
+    (r"conv1\.(weight|bias)", r"convnormrelu.0.\1"),
+    (r"norm1\.(.+)", r"convnormrelu.1.\1"),
+    (r"conv2\.(weight|bias)", r"conv.\1"),
+    (r"(layer[123]\.[01])\.conv1\.(weight|bias)", r"\1.convnormrelu1.0.\2"),
+    (r"(layer[123]\.[01])\.norm1\.(.+)", r"\1.convnormrelu1.1.\2"),
+    (r"(layer[123]\.[01])\.conv2\.(weight|bias)", r"\1.convnormrelu2.0.\2"),
+    (r"(layer[123]\.[01])\.norm2\.(.+)", r"\1.convnormrelu2.1.\2"),
+    (r"(layer[123]\.0)\.downsample\.([01])\.(.+)", r"\1.downsample.\2.\3"),
+)
+_UPDATE_RULES: tuple[tuple[str, str], ...] = (
+    (r"update_block\.encoder\.convc([12])\.(weight|bias)", r"update_block.motion_encoder.convcorr\1.0.\2"),
+    (r"update_block\.encoder\.convf([12])\.(weight|bias)", r"update_block.motion_encoder.convflow\1.0.\2"),
+    (r"update_block\.encoder\.conv\.(weight|bias)", r"update_block.motion_encoder.conv.0.\1"),
+    (
+        r"update_block\.gru\.conv([zrq])([12])\.(weight|bias)",
+        r"update_block.recurrent_block.convgru\2.conv\1.\3",
+    ),
+    (r"update_block\.flow_head\.conv([12])\.(weight|bias)", r"update_block.flow_head.conv\1.\2"),
+    (r"update_block\.mask\.0\.(weight|bias)", r"mask_predictor.convrelu.0.\1"),
+    (r"update_block\.mask\.2\.(weight|bias)", r"mask_predictor.conv.\1"),
+)
+_ENCODERS = {"fnet": "feature_encoder", "cnet": "context_encoder"}
+# A residual block's downsample norm is also registered as "norm3" in the original code, so the original
+# state dict holds it twice (layerN.0.norm3.* and layerN.0.downsample.1.*): an alias, not a parameter.
+_NORM3_ALIAS = re.compile(r"(fnet|cnet)\.(layer[123]\.0)\.norm3\.(.+)")
+_TORCHVISION_EXAMPLE = "feature_encoder.convnormrelu.0.weight"
+_ORIGINAL_EXAMPLE = "module.fnet.conv1.weight"
+_EXPECTED_FORMATS = (
+    f"expected a torchvision raft_large state_dict (keys like '{_TORCHVISION_EXAMPLE}') or an original RAFT "
+    f"(princeton-vl) raft-things.pth state_dict (keys like '{_ORIGINAL_EXAMPLE}')"
+)
+
+
+def original_raft_key(key: str) -> str | None:
+    """torchvision ``raft_large`` name of an original RAFT (large) key, or None if it has no counterpart.
+
+    A leading ``module.`` (the checkpoint was saved from ``nn.DataParallel``) is ignored. The ``norm3``
+    aliases of the downsample norms map to None (see :func:`convert_original_raft_state_dict`).
+
+    Example:
+        >>> original_raft_key("module.update_block.gru.convz1.weight")
+        'update_block.recurrent_block.convgru1.convz.weight'
+        >>> original_raft_key("module.cnet.layer2.0.norm1.running_var")
+        'context_encoder.layer2.0.convnormrelu1.1.running_var'
+    """
+    name = key.removeprefix("module.")
+    head, _, rest = name.partition(".")
+    if head in _ENCODERS:
+        for pattern, target in _ENCODER_RULES:
+            if re.fullmatch(pattern, rest):
+                return f"{_ENCODERS[head]}." + re.sub(f"^{pattern}$", target, rest)
+        return None
+    for pattern, target in _UPDATE_RULES:
+        if re.fullmatch(pattern, name):
+            return re.sub(f"^{pattern}$", target, name)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _raft_large_shapes() -> dict[str, tuple[int, ...]]:
+    """Names and shapes of torchvision ``raft_large``'s state dict (what every checkpoint must become)."""
+    from torchvision.models.optical_flow import raft_large
+
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        net = raft_large(weights=None, progress=False)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _mismatch(state: Mapping[str, object], expected: Mapping[str, tuple[int, ...]]) -> str:
+    """Empty if ``state`` has exactly the expected names and shapes, else a short one-line description."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k!r} {tuple(getattr(state[k], 'shape', ()))} vs {expected[k]}"
+        for k in expected
+        if k in state and tuple(getattr(state[k], "shape", ())) != expected[k]
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("of the wrong shape", shapes)):
+        if items:
+            example = items[0] if label == "of the wrong shape" else repr(items[0])
+            parts.append(f"{len(items)} key(s) {label} (e.g. {example})")
+    return ", ".join(parts)
+
+
+def _is_tensor_count(value: object) -> bool:
+    return isinstance(value, Tensor) and value.ndim == 0
+
+
+def convert_original_raft_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename an original RAFT-large state dict (e.g. ``raft-things.pth``) to torchvision ``raft_large`` keys.
+
+    Tensors are kept as they are (same shapes in both layouts). The ``norm3`` aliases of the downsample norms
+    are dropped after checking that they equal their ``downsample.1`` twins; BatchNorm ``num_batches_tracked``
+    counters, absent from checkpoints of old PyTorch versions, are filled with 0 (they are unused in eval
+    mode). Keys without a counterpart are kept under their original name, so :func:`raft_state_dict`
+    reports them.
+
+    Example:
+        >>> import torch
+        >>> sorted(convert_original_raft_state_dict({"module.fnet.conv1.bias": torch.zeros(64)}))[:1]
+        ['feature_encoder.convnormrelu.0.bias']
+    """
+    out: dict[str, Tensor] = {}
+    aliases: dict[str, Tensor] = {}
+    for key, value in state.items():
+        alias = _NORM3_ALIAS.fullmatch(key.removeprefix("module."))
+        if alias:
+            aliases[f"{alias[1]}.{alias[2]}.downsample.1.{alias[3]}"] = value
+            continue
+        out[original_raft_key(key) or key] = value
+    for twin, value in aliases.items():
+        target = original_raft_key(twin)
+        if target is None or target not in out:
+            out[original_raft_key(twin) or twin] = value  # only the alias was saved: it is the parameter
+        elif not (isinstance(value, Tensor) and torch.equal(out[target], value)):
+            raise ValueError(
+                f"original RAFT state_dict: '{twin.replace('downsample.1', 'norm3')}' differs from '{twin}' "
+                "(the same module in RAFT); the checkpoint is inconsistent"
+            )
+    for key in _raft_large_shapes():
+        if (
+            key.endswith("num_batches_tracked")
+            and key not in out
+            and key.replace("num_batches_tracked", "running_mean") in out
+        ):
+            out[key] = torch.zeros((), dtype=torch.int64)
+    return out
+
+
+def raft_state_dict(state: Mapping[str, object], source: str = "checkpoint") -> dict[str, Tensor]:
+    """A torchvision ``raft_large`` state dict from ``state`` in torchvision or original RAFT layout.
+
+    The format is recognised by the keys: torchvision names load as they are; original names (with or
+    without ``module.``) go through :func:`convert_original_raft_state_dict`. The result must then have
+    exactly raft_large's names and shapes.
+
+    Raises:
+        ValueError: one line naming ``source``, both accepted formats and what did not fit (e.g. a RAFT-small
+            checkpoint, another network, or a truncated key set).
+
+    Example:
+        >>> from torchvision.models.optical_flow import raft_large
+        >>> len(raft_state_dict(raft_large(weights=None).state_dict())) > 100
+        True
+    """
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise ValueError(f"{source}: {_EXPECTED_FORMATS}; got a {type(state).__name__}")
+    expected = _raft_large_shapes()
+    torchvision_hits = sum(k in expected for k in state)
+    original_hits = sum(original_raft_key(k) is not None for k in state)
+    if torchvision_hits >= original_hits and torchvision_hits:
+        candidate, layout = dict(state), "torchvision"
+    elif original_hits:
+        candidate, layout = convert_original_raft_state_dict(state), "original RAFT"  # type: ignore[arg-type]
+    else:
+        examples = ", ".join(repr(k) for k in list(state)[:3])
+        raise ValueError(f"{source}: {_EXPECTED_FORMATS}; got {len(state)} key(s) like {examples}")
+    problem = _mismatch(candidate, expected)
+    if problem or not all(isinstance(v, Tensor) for v in candidate.values()):
+        problem = problem or "non-tensor values"
+        raise ValueError(f"{source}: {_EXPECTED_FORMATS}; read as {layout} layout it has {problem}")
+    return candidate  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_file(path: str, size: int, mtime_ns: int) -> None:
+    raft_state_dict(load_checkpoint(path), source=f"RAFT checkpoint {path}")
+
+
+def check_raft_weights(weights: str | os.PathLike | None) -> None:
+    """Fail now, with :func:`raft_state_dict`'s one-line ValueError, if a local checkpoint cannot load.
+
+    ``None`` (random init) passes; a registry name whose file is not on disk yet is left to the first use
+    (which downloads it or raises :class:`~metrics.backbones.weights.WeightsUnavailableError`). Each file is
+    read once per process (keyed by path, size and modification time).
+    """
+    if weights is None:
+        return
+    try:
+        path = resolve_weights(weights, allow_download=False)
+    except WeightsUnavailableError:
+        return
+    stat = os.stat(path)
+    _checked_file(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
 
 
 def padding_for(height: int, width: int, multiple: int = 8) -> tuple[int, int, int, int]:
@@ -129,8 +334,10 @@ class RAFTLarge(PaddedFlowNet):
     """torchvision RAFT-large with VBench's input handling (see the module docstring).
 
     Args:
-        weights: registry name (``"raft_large_c_t_v1"``), checkpoint path (a torchvision ``raft_large``
-            state dict), or None for a seeded random initialisation (smoke runs: flows are meaningless).
+        weights: registry name (``"raft_large_c_t_v1"``, or ``"raft_things"`` for the original file),
+            checkpoint path (a torchvision ``raft_large`` state dict or the original RAFT ``raft-things.pth``,
+            see :func:`raft_state_dict`), or None for a seeded random initialisation (smoke runs: flows are
+            meaningless).
         num_flow_updates: recurrent refinement steps (VBench: 20).
 
     Example:
@@ -155,7 +362,8 @@ class RAFTLarge(PaddedFlowNet):
 
         net = raft_large(weights=None, progress=False)
         if weights is not None:
-            net.load_state_dict(load_checkpoint(weights), strict=True)
+            state = raft_state_dict(load_checkpoint(weights), source=f"RAFT checkpoint {os.fspath(weights)}")
+            net.load_state_dict(state, strict=True)
         self.raft = net
         self.num_flow_updates = num_flow_updates
 
@@ -171,7 +379,12 @@ def raft_ref(
     weights: str | os.PathLike | None = "raft_large_c_t_v1",
     num_flow_updates: int = VBENCH_NUM_FLOW_UPDATES,
 ) -> BackboneRef:
-    """Shared-cache handle for :class:`RAFTLarge` (one cache entry per number of flow updates)."""
+    """Shared-cache handle for :class:`RAFTLarge` (one cache entry per number of flow updates).
+
+    A local checkpoint is checked here (:func:`check_raft_weights`), so a wrong file fails when the metric is
+    built rather than at its first update.
+    """
+    check_raft_weights(weights)
     if num_flow_updates == VBENCH_NUM_FLOW_UPDATES:
         return BackboneRef("raft_large", RAFTLarge, weights)
     factory = functools.partial(RAFTLarge, num_flow_updates=num_flow_updates)

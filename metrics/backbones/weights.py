@@ -213,7 +213,8 @@ for _entry in (
         "fcfa4125d6418f4de95d84aec20a3c5f4e205101715a79f193243c186ac9a7e1",
         None,
         "BSD-3-Clause",
-        "original RAFT-things checkpoint (inside models.zip); reference only, not loadable into torchvision",
+        "original RAFT-things checkpoint (inside models.zip), VBench's DD file: keys converted to "
+        "torchvision raft_large on load",
         archive_member="models/raft-things.pth",
     ),
     WeightsEntry(
