@@ -34,7 +34,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from metrics.video import check_pair
+from metrics.features import FeatureCache
+from metrics.video import canonical_pair
 
 __all__ = [
     "GENERATED_ONLY",
@@ -64,6 +65,8 @@ class AvatarBatch:
             (take precedence over keypoints).
         fps: ``[B]`` frame rates (DynamicDegree subsamples to ~8 fps); None uses the metric's default.
         audio, text, category: carried along for speech metrics and logging.
+        video_ids: one str per video naming its REFERENCE content (a file hash, a dataset index), used by a
+            suite with a ``reference_cache`` to encode each reference video once per run.
     """
 
     generated: Tensor
@@ -76,6 +79,7 @@ class AvatarBatch:
     audio: Any = None
     text: Any = None
     category: Any = None
+    video_ids: Sequence[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -178,6 +182,10 @@ class RegionalSuite(nn.Module):
         crop_size: ``"first_valid"`` (JWB-DH-V1: every crop resized to the video's first kept crop) or (h, w).
         min_region_frames: videos whose region has fewer kept frames are skipped for that region (counted in
             ``skipped``); metrics with larger minimums (MS needs 3 frames) skip shorter region videos.
+        reference_cache: a :class:`~metrics.features.FeatureCache` shared by the Fréchet metrics of every
+            region: reference features of batches that carry ``video_ids`` are encoded once and reused
+            (keyed by backbone, preprocessing, region and id). Only for reference sets that do not change
+            between evaluations under the same ids.
     """
 
     def __init__(
@@ -186,6 +194,7 @@ class RegionalSuite(nn.Module):
         regions: Sequence[str] = ("whole_body", "face", "hand"),
         crop_size: str | tuple[int, int] = "first_valid",
         min_region_frames: int = 1,
+        reference_cache: FeatureCache | None = None,
     ) -> None:
         super().__init__()
         from torchmetrics import MetricCollection
@@ -212,6 +221,16 @@ class RegionalSuite(nn.Module):
                 for region in self.regions
             }
         )
+        if reference_cache is not None and not isinstance(reference_cache, FeatureCache):
+            raise ValueError(
+                f"`reference_cache` must be a metrics.features.FeatureCache or None, got "
+                f"{type(reference_cache).__name__}"
+            )
+        self.reference_cache = reference_cache
+        for collection in self.collections.values():
+            for metric in collection.values():
+                if hasattr(metric, "reference_cache"):
+                    metric.reference_cache = reference_cache
         self.skipped: dict[str, int] = dict.fromkeys(self.regions, 0)
         self.skipped_metric: dict[str, int] = {}
         self._warned: set[str] = set()
@@ -219,17 +238,26 @@ class RegionalSuite(nn.Module):
 
     # --------------------------------------------------------------------------------------- update
     def update(self, batch: AvatarBatch) -> None:
-        """Crop every region of every video and update all metrics."""
-        gen, ref = check_pair(batch.generated, batch.reference)
+        """Crop every region of every video and update all metrics.
+
+        The batch is validated and quantised once (:func:`metrics.video.canonical_pair`); every metric then
+        receives uint8 videos, whose checks are shape/dtype only (no value scan, no device sync).
+        """
+        gen, ref = canonical_pair(batch.generated, batch.reference)
         fps = self._fps(batch, gen.shape[0])
+        ids = None
+        if batch.video_ids is not None:
+            from metrics.features import check_video_ids
+
+            ids = check_video_ids(batch.video_ids, gen.shape[0], "video_ids")
         for region in self.regions:
             if region == "whole_body":
-                self._update_region(region, list(gen.unbind(0)), list(ref.unbind(0)), fps, (gen, ref))
+                self._update_region(region, list(gen.unbind(0)), list(ref.unbind(0)), fps, (gen, ref), ids)
                 continue
             pair = self._crop(region, batch, gen, ref)
             if pair is None:
                 continue
-            self._update_region(region, *pair, fps)
+            self._update_region(region, *pair, fps, ids=ids)
 
     def _fps(self, batch: AvatarBatch, b: int) -> list[float | None]:
         if batch.fps is None:
@@ -270,6 +298,7 @@ class RegionalSuite(nn.Module):
         ref_videos: list,
         fps: list,
         whole_batch: tuple[Tensor, Tensor] | None = None,
+        ids: list[str] | None = None,
     ) -> None:
         """Update the region's metrics, one call per group of videos of equal shapes (in batch order).
 
@@ -294,24 +323,32 @@ class RegionalSuite(nn.Module):
                 g = torch.stack([gen_videos[i] for i in members])
                 r = torch.stack([ref_videos[i] for i in members])
             rates = [fps[i] for i in members]
+            names = None if ids is None else [f"{region}/{ids[i]}" for i in members]
             for key, metric in collection.items(keep_base=True, copy_state=False):
                 if g.shape[1] < getattr(metric, "min_frames", 1):
                     self._skip(region, key, f"{g.shape[1]} frame(s)", len(members))
                     continue
                 try:
-                    self._update_metric(key, metric, g, r, rates)
+                    self._update_metric(key, metric, g, r, rates, names)
                 except ValueError:
                     # A rejection can depend on one video's content (a bad fps, non-finite features):
                     # retry video by video so that only the offending ones are skipped and counted.
                     for j in range(len(members)):
+                        one = None if names is None else names[j : j + 1]
                         try:
-                            self._update_metric(key, metric, g[j : j + 1], r[j : j + 1], rates[j : j + 1])
+                            self._update_metric(
+                                key, metric, g[j : j + 1], r[j : j + 1], rates[j : j + 1], one
+                            )
                         except ValueError as err:  # e.g. a crop too small for RAFT: skipped, never fatal
                             self._skip(region, key, str(err))
 
-    def _update_metric(self, key: str, metric: Metric, g: Tensor, r: Tensor, rates: list) -> None:
+    def _update_metric(
+        self, key: str, metric: Metric, g: Tensor, r: Tensor, rates: list, names: list[str] | None = None
+    ) -> None:
         if key in PAIRED and self._frozen_reference and getattr(metric, "mode", None) == "pooled":
             metric.update(g, real=False)  # reference side already known (see freeze_reference)
+        elif key in PAIRED and names is not None and getattr(metric, "reference_cache", None) is not None:
+            metric.update(g, r, reference_ids=names)
         elif key in PAIRED:
             metric.update(g, r)
         elif key == "DD" and rates[0] is not None:

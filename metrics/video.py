@@ -52,6 +52,7 @@ FLOAT_RANGE_TOLERANCE = 1e-3
 
 __all__ = [
     "FLOAT_RANGE_TOLERANCE",
+    "canonical_pair",
     "check_pair",
     "check_video",
     "first_frames",
@@ -158,6 +159,24 @@ def check_pair(
     if gen.device != ref.device:
         raise ValueError(f"`generated` is on {gen.device} but `reference` is on {ref.device}")
     return gen, ref
+
+
+def canonical_pair(generated: object, reference: object, *, min_frames: int = 1) -> tuple[Tensor, Tensor]:
+    """Validate a (generated, reference) pair ONCE and return both as uint8: the form every metric takes.
+
+    The regional suite calls this once per batch and hands the result to every metric and region, so the
+    value-range scan of float videos (one device sync) runs once, not once per metric, and the uint8
+    quantisation (:func:`to_uint8`, round-half-to-even, the same every metric applies itself) is done once.
+    A metric's own check of a uint8 video is shape/dtype only.
+
+    Example:
+        >>> import torch
+        >>> g, r = canonical_pair(torch.full((1, 2, 3, 4, 4), 0.5), torch.zeros(1, 2, 3, 4, 4))
+        >>> g.dtype, int(g[0, 0, 0, 0, 0])
+        (torch.uint8, 128)
+    """
+    gen, ref = check_pair(generated, reference, min_frames=min_frames)
+    return to_uint8(gen), to_uint8(ref)
 
 
 def to_uint8(video: Tensor) -> Tensor:
