@@ -13,9 +13,13 @@ Every state is a fixed-size tensor reduced with ``"sum"``, so DDP ranks with dif
 sync without deadlock and memory does not grow with the number of videos. Backbones are shared through
 the process-wide cache and are never part of ``state_dict``.
 
-Degenerate inputs give defined results: a side with one sample (per video) has zero covariance; pooled
-statistics with fewer than two samples per side, or a metric that saw no data, return NaN with a warning
-naming the reason; fewer samples than feature dimensions warn that the estimate is biased.
+Degenerate inputs give defined results. Per video, :class:`FID` / :class:`EdgeFID` (unbiased covariance)
+skip a pair whose generated or reference video has one frame and count it in the ``num_skipped`` state, as
+the script gives such a video no score (``np.cov`` of one sample is NaN); :class:`FVD` under ``jwbdh-v1``
+keeps the script's single-clip covariances (``-2e-6 * d`` trace term, see
+``functional.frechet.script_fvd_distance``); :class:`FrechetDistance` gives a one-sample side zero
+covariance. Pooled statistics with fewer than two samples per side, or a metric that saw no data, return
+NaN with a warning naming the reason; fewer samples than feature dimensions warn that the estimate is biased.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from metrics.functional.frechet import (
     frechet_distance,
     gaussian_moments,
     per_video_frechet_distance,
+    script_fvd_distance,
     sqrt_factor,
 )
 from metrics.video import check_pair, check_video, first_frames, to_uint8
@@ -82,6 +87,8 @@ class _FrechetStatistics(Metric):
         if mode == "per_video":
             self.add_state("distance_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state("num_pairs", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+            # pairs left out because a side had too few samples for its covariance (no score, as the script)
+            self.add_state("num_skipped", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
         else:
             for side in ("real", "fake"):
                 self.add_state(f"{side}_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
@@ -106,6 +113,23 @@ class _FrechetStatistics(Metric):
         values = per_video_frechet_distance(generated, reference, self.covariance)
         self.distance_sum.add_(values.sum())
         self.num_pairs.add_(values.numel())
+
+    #: fewest samples (frames) per side of a per-video pair; pairs with fewer are skipped and counted
+    _min_samples_per_video = 1
+    _warned_skip = False
+
+    def _skip_pairs(self, count: int, n_generated: int, n_reference: int) -> None:
+        """Count ``count`` pairs that get no per-video value (warn once per metric)."""
+        self.num_skipped.add_(count)
+        if not self._warned_skip:
+            self._warned_skip = True
+            warnings.warn(
+                f"{type(self).__name__}: skipped {count} video pair(s) with {n_generated} generated and "
+                f"{n_reference} reference sample(s); a per-video covariance needs at least "
+                f"{self._min_samples_per_video} per side (the JWB-DH-V1 script gives such videos no score). "
+                "They are counted in `num_skipped`, not averaged in.",
+                stacklevel=4,
+            )
 
     def _check_features(self, features: Tensor, name: str, ndim: int) -> Tensor:
         if (
@@ -147,8 +171,11 @@ class _FrechetStatistics(Metric):
         """Mean per-video distance, or the pooled distance; NaN (with a warning) when there is no data."""
         if self.mode == "per_video":
             if int(self.num_pairs) == 0:
+                skipped = int(self.num_skipped)
+                why = f" ({skipped} skipped for too few frames)" if skipped else ""
                 warnings.warn(
-                    f"{type(self).__name__}.compute() saw no video pairs; returning NaN", stacklevel=2
+                    f"{type(self).__name__}.compute() saw no video pairs to score{why}; returning NaN",
+                    stacklevel=2,
                 )
                 return torch.tensor(float("nan"), dtype=torch.float64, device=self.distance_sum.device)
             return self.distance_sum / self.num_pairs
@@ -276,7 +303,10 @@ class _FrechetStatistics(Metric):
                     "mode='pooled')"
                 )
             gen, ref = pair_check(generated, reference)
-            if gen.shape[0]:
+            if gen.shape[0] and min(gen.shape[1], ref.shape[1]) < self._min_samples_per_video:
+                # dim 1 is frames (videos) or samples (features); the lengths may differ between the sides
+                self._skip_pairs(gen.shape[0], gen.shape[1], ref.shape[1])
+            elif gen.shape[0]:
                 self._add_per_video(features_of(gen), features_of(ref))
             return
         if reference is not None and real is not None:
@@ -398,8 +428,13 @@ class _VideoFrechet(_FrechetStatistics):
 
     @property
     def min_frames(self) -> int:
-        """Fewest frames per video ``update`` accepts (16 for the standard FVD protocol, else 1)."""
-        return self._min_frames
+        """Fewest frames per video for a value: 16 for the standard FVD protocol, 2 for per-video FID / E-FID.
+
+        ``update`` rejects videos below ``_min_frames`` (ValueError) and skips, counting in ``num_skipped``,
+        pairs with a side below ``_min_samples_per_video`` (FID / E-FID: a one-frame video has no per-video
+        covariance); the regional suite skips region videos shorter than this before calling ``update``.
+        """
+        return max(self._min_frames, self._min_samples_per_video)
 
     def video_features(self, videos: Tensor) -> Tensor:
         """``[B, T, 3, H, W]`` videos -> ``[B, n, d]`` float features (n frames or clips per video)."""
@@ -486,6 +521,12 @@ class FID(_VideoFrechet):
         """Per-frame preprocessing before the backbone (identity for FID; edge maps for E-FID)."""
         return frames
 
+    @property
+    def _min_samples_per_video(self) -> int:
+        # Per video with np.cov's unbiased covariance, one frame gives NaN statistics and the script then
+        # writes no FID/E-FID for that video (calculate_statistics -> None): such pairs are skipped.
+        return 2 if self.mode == "per_video" and self.covariance == "unbiased" else 1
+
     def video_features(self, videos: Tensor) -> Tensor:
         clip = videos if self.num_frames is None else first_frames(videos, self.num_frames)
         b, t = clip.shape[:2]
@@ -553,8 +594,10 @@ class FVD(_VideoFrechet):
     ``protocol="jwbdh-v1"`` (default) reproduces FID_calculate.py, quirks included: the first 16 frames
     (black frames appended to shorter videos), ``cv2.resize(..., (224, 224), INTER_AREA)``, values in [0, 1]
     passed with ``rescale=False, resize=False`` (the network expects [-1, 1]; the script feeds [0, 1]), one
-    clip per video and a per-video distance, which reduces to ``‖f_gen - f_ref‖²`` because a single sample's
-    covariance is (numerically) zero. Averaged over videos.
+    clip per video and the script's per-video distance ``‖f_gen - f_ref‖² - 2e-6 * 400``: its single-clip
+    covariances are ``1e-6·I`` and its sqrtm adds another ``1e-6·I``, so the trace term is -8e-4, not zero
+    (identical videos score -0.0008; see ``functional.frechet.script_fvd_distance``). Averaged over videos.
+    With ``mode="per_video"`` under ``protocol="standard"`` the textbook value ``‖f_gen - f_ref‖²`` is used.
     ``protocol="standard"`` (StyleGAN-V ``fvd2048_16f``): the first 16 frames as uint8 values with
     ``rescale=True, resize=True`` (the network maps them to [-1, 1] and resizes to 224 itself), clips pooled
     per side; ``covariance="biased"`` reproduces StyleGAN-V, the default "unbiased" the original TF FVD.
@@ -619,6 +662,15 @@ class FVD(_VideoFrechet):
             for i in range(0, b, self.batch_size)
         ]
         return torch.cat(chunks).float().reshape(b, 1, -1)
+
+    def _add_per_video(self, generated: Tensor, reference: Tensor) -> None:
+        if self.protocol != "jwbdh-v1":
+            super()._add_per_video(generated, reference)
+            return
+        # One clip per video: the script's 1e-6*I covariances and sqrtm regularisation (-2e-6 * d).
+        values = script_fvd_distance(generated[:, 0], reference[:, 0])
+        self.distance_sum.add_(values.sum())
+        self.num_pairs.add_(values.numel())
 
     def statistics_key(self) -> dict[str, Any]:
         key = super().statistics_key()

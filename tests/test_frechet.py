@@ -288,7 +288,9 @@ def test_fvd_jwbdh_v1_quirks_by_hand(tmp_path):
             .sum()
             for g, r in zip(gen, ref, strict=True)
         ]
-    assert float(fvd.compute()) == pytest.approx(float(torch.stack(diffs).mean()), rel=1e-5)
+    # the script's single-clip trace term tr(1e-6 I + 1e-6 I - 2 sqrtm(2e-6 I @ 2e-6 I)) = -2e-6 * 400
+    expected = float(torch.stack(diffs).mean()) - 8e-4
+    assert float(fvd.compute()) == pytest.approx(expected, rel=1e-6, abs=1e-9)
 
     # the TorchScript loading path with a file written here
     path = tmp_path / "i3d_toy.pt"

@@ -37,6 +37,7 @@ __all__ = [
     "frechet_distance",
     "gaussian_moments",
     "per_video_frechet_distance",
+    "script_fvd_distance",
     "sqrt_factor",
     "trace_sqrt_product",
 ]
@@ -144,8 +145,10 @@ def per_video_frechet_distance(
     Each video's frames are one sample set (JWB-DH-V1 computes FID, E-FID and FVD per video pair, then
     averages).
     Uses ``tr √(Σ1Σ2) = ‖Xc Ycᵀ‖_* / √((n1-1)(n2-1))``, which needs an ``n1 x n2`` SVD per pair instead of a
-    ``d x d`` matrix square root. A side with a single sample has zero covariance (the limit of the 1e-6·I
-    the JWB-DH-V1 FVD script substitutes), so two single samples give ``‖f1 - f2‖²``.
+    ``d x d`` matrix square root. A side with a single sample is given zero covariance here, so two single
+    samples give ``‖f1 - f2‖²`` (the textbook limit). That is NOT what the JWB-DH-V1 script returns for one
+    clip per side (see :func:`script_fvd_distance`), and its FID/E-FID give no value for a one-frame video
+    (``np.cov`` of one sample is NaN); :class:`~metrics.frechet.FID` skips such pairs before calling this.
 
     Example:
         >>> import torch
@@ -184,3 +187,52 @@ def per_video_frechet_distance(
     nuclear = torch.linalg.svdvals(xc @ yc.transpose(1, 2)).sum(dim=-1)
     value = (mu1 - mu2).square().sum(dim=-1) + trace1 + trace2 - 2 * nuclear / (div1 * div2) ** 0.5
     return value.clamp_min(0)
+
+
+def script_fvd_distance(
+    generated_features: Tensor,
+    reference_features: Tensor,
+    *,
+    single_sample_variance: float = 1e-6,
+    sqrtm_epsilon: float = 1e-6,
+) -> Tensor:
+    r"""Per-pair FVD as JWB-DH-V1's FID_calculate.py computes it from one clip per side: ``[B, d] -> [B]``.
+
+    The script's ``compute_stats`` replaces the covariance of a single sample by ``v·I`` (``v = 1e-6``) and
+    its ``compute_fvd`` then takes ``sqrtm((Σ1 + ε·I)(Σ2 + ε·I))`` (``ε = 1e-6``, always added) but the
+    trace of the unregularised ``Σ1 + Σ2``. With ``Σ1 = Σ2 = v·I`` that is
+
+    .. math::
+        \lVert f_g - f_r\rVert^2 + d\,(2v - 2(v + \varepsilon)) = \lVert f_g - f_r\rVert^2 - 2\varepsilon d,
+
+    i.e. ``-8e-4`` for I3D's ``d = 400``: identical clips score ``-0.0008``, not 0. (The published per-video
+    FVDs of the benchmark's FIDres/*.csv are float32 numbers minus exactly 0.0008.) The squared distance is
+    computed in float64; the script sums float32 squares, which differs by float32 round-off (~1e-7 relative).
+
+    Example:
+        >>> import torch
+        >>> f = torch.ones(1, 400)
+        >>> round(float(script_fvd_distance(f, f)[0]), 12)
+        -0.0008
+    """
+    for name, feats in (
+        ("generated_features", generated_features),
+        ("reference_features", reference_features),
+    ):
+        if not isinstance(feats, Tensor) or feats.ndim != 2:
+            got = f"shape {tuple(feats.shape)}" if isinstance(feats, Tensor) else type(feats).__name__
+            raise ValueError(f"`{name}` must be [B, d] features (one clip per video), got {got}")
+        if not torch.isfinite(feats).all():
+            raise ValueError(f"`{name}` contains NaN or Inf features")
+    if generated_features.shape != reference_features.shape:
+        raise ValueError(
+            f"`generated_features` {tuple(generated_features.shape)} and `reference_features` "
+            f"{tuple(reference_features.shape)} must have the same shape [B, d]"
+        )
+    d = generated_features.shape[1]
+    diff = generated_features.to(torch.float64) - reference_features.to(torch.float64)
+    # tr(Σ1 + Σ2 - 2 sqrtm(...)) summed over the d equal diagonal entries, as np.trace does.
+    v, eps = float(single_sample_variance), float(sqrtm_epsilon)
+    entry = (v + v) - 2 * (v + eps)
+    trace_term = torch.full((d,), entry, dtype=torch.float64, device=diff.device).sum()
+    return diff.square().sum(dim=1) + trace_term
