@@ -40,10 +40,17 @@ from benchmarks.common import (
 
 def registry() -> dict[str, Callable[[Config], BenchResult]]:
     """Benchmark name -> function, in the order they run."""
-    from benchmarks import callback_bench, frames_bench, frechet_bench, memory_bench, pipeline_bench
+    from benchmarks import (
+        callback_bench,
+        frames_bench,
+        frechet_bench,
+        memory_bench,
+        pipeline_bench,
+        vbench_bench,
+    )
 
     out: dict[str, Callable[[Config], BenchResult]] = {}
-    for module in (frechet_bench, frames_bench, pipeline_bench, callback_bench, memory_bench):
+    for module in (frechet_bench, frames_bench, pipeline_bench, vbench_bench, callback_bench, memory_bench):
         out.update(module.BENCHMARKS)
     return out
 

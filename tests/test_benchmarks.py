@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.common import (
     BenchResult,
@@ -32,6 +33,7 @@ ALL = (
     "edges",
     "crops",
     "pipeline",
+    "vbench",
     "callback_overhead",
     "memory",
 )
@@ -50,7 +52,7 @@ def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
-    proc = _run("--quick", "--check", "--json", str(out))
+    proc = _run("--quick", "--check", "--json", str(out), timeout=600)  # vbench: real networks, ~2 min
     payload = json.loads(out.read_text()) if out.exists() else {}
     return proc, payload
 
@@ -210,3 +212,69 @@ def test_throughput_profile_counts_frames_for_every_metric_and_pass() -> None:
             assert entry["frames"] >= whole_body_frames and entry["frames_per_s"] > 0, (name, key, entry)
     table = format_profile(result)
     assert "whole suite" in table and "pooled, cached reference" in table
+
+
+# --------------------------------------------------------------------------------------------- vbench
+def _small_raft(weights: object = None) -> torch.nn.Module:
+    """RAFTLarge's wrapper around torchvision's RAFT-small (same calling convention, ~5x cheaper)."""
+    from torchvision.models.optical_flow import raft_small
+
+    from metrics.backbones.raft import RAFTLarge
+
+    net = RAFTLarge(weights=None)
+    net.raft = raft_small(weights=None, progress=False)
+    return net
+
+
+def _small_musiq(weights: object = None) -> torch.nn.Module:
+    """MUSIQSpaq around a 2-layer pyiqa MUSIQ (same preprocessing and multi-scale patches)."""
+    from metrics.backbones.musiq import MUSIQSpaq, musiq_class
+
+    net = MUSIQSpaq(weights=None)
+    net.net = musiq_class()(num_class=1, num_layers=2, pretrained=False)
+    net.net.training = False
+    return net
+
+
+def test_vbench_ours_equals_vbench_loop_and_reports_per_dimension_times() -> None:
+    """Structure and numbers of the vbench benchmark with small members of the network families (DINO, CLIP,
+    RAFT-small, 2-layer MUSIQ; AMT-S real) on a 3-frame 128 px clip (speed is not asserted here)."""
+    from benchmarks.data import avatar_videos
+    from benchmarks.vbench_bench import FP32_TOL, measure, result
+    from benchmarks.vbench_reference import DIMENSIONS, VBenchRefs
+    from metrics.backbones.aesthetic import aesthetic_head_ref
+    from metrics.backbones.amt import amt_s_ref
+    from metrics.backbones.cache import BackboneRef
+    from metrics.backbones.clip import clip_ref
+    from metrics.backbones.dino import dino_ref
+
+    tiny_clip = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 224, "layers": 1, "width": 64, "patch_size": 32},
+        "text_cfg": {"context_length": 16, "vocab_size": 100, "width": 32, "heads": 1, "layers": 1},
+    }
+    refs = VBenchRefs(
+        dino=dino_ref(None, embed_dim=48, depth=1, num_heads=3),
+        clip_b32=clip_ref(tiny_clip, None),
+        clip_l14=clip_ref(tiny_clip, None),
+        aesthetic_head=aesthetic_head_ref(None, in_features=32),
+        amt=amt_s_ref(None),
+        raft=BackboneRef("test_raft_small", _small_raft),
+        musiq=BackboneRef("test_musiq_2_layers", _small_musiq),
+    )
+    _, gen, _ = avatar_videos(1, 3, 128, 136, seed=2)
+    measured = measure(gen, 8.0, torch.device("cpu"), rounds=1, refs=refs, warmup=False)
+    assert set(measured["times"]) == {"vbench_reference", "ours_fp32"}
+    res = result(measured, "quick", torch.device("cpu"), {"videos": 1})
+    assert set(res.ratios) == {"speedup"} and res.ratios["speedup"].value > 0
+    assert [c.ok for c in res.correctness] == [True], res.correctness
+    diffs = res.breakdown["per_dimension_difference_fp32"]
+    assert set(diffs) == set(DIMENSIONS) and max(diffs.values()) <= FP32_TOL
+    for side in ("vbench_reference", "ours_fp32"):
+        assert set(res.breakdown["seconds_per_dimension"][side]) == set(DIMENSIONS)
+    ours, theirs = measured["values"]["ours_fp32"], measured["values"]["vbench_reference"]
+    # DD: 3 frames at 8 fps -> 2 pairs, scores per pair on both sides; IQ per video on the raw MOS scale
+    assert [len(v["dynamic_degree"]["pair_scores"][0]) for v in (theirs, ours)] == [2, 2]
+    assert ours["imaging_quality"]["score"] == pytest.approx(theirs["imaging_quality"]["per_video"][0] / 100)
+    for dim in DIMENSIONS:
+        assert math.isfinite(ours[dim]["score"]) and len(ours[dim]["per_video"]) == 1
