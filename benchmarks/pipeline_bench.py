@@ -1,329 +1,422 @@
-"""The whole JWB-DH-V1 frame-metric pipeline: ours (RegionalSuite, batched torch) vs the reference loop.
+"""The whole JWB-DH-V1 frame-metric pipeline with the real networks: ours vs FID_calculate.py's loop.
 
-Both sides score the same 16-frame (generated, reference) video pairs with FID, E-FID, FVD, SSIM, PSNR and
-pixel CSIM, sharing the same smoke-size backbones (one instance each, on the benchmark's device):
+Both sides score the same 16-frame (generated, reference) video pairs of the whole-body region with FID,
+E-FID, FVD, SSIM, PSNR and pixel CSIM, and both run the REAL architectures at their real sizes with the same
+random weights (seeded; BatchNorm statistics calibrated so that features respond to the input):
 
-* the "Inception" role: :class:`PilNormalizedEncoder`, a seeded random :class:`TinyImageEncoder` with a
-  ``d``-dimensional output (d = 2048 as Inception's pool features in the full run, d = 64 as the smoke
-  preset in the quick run) behind the jwbdh-v1 preprocessing (PIL-bilinear 299x299, /255, ImageNet
-  mean/std). Ours calls it on uint8 frames (PIL-exact resize in torch); the reference loop applies
-  torchvision's ``Resize((299, 299))`` / ``ToTensor`` / ``Normalize`` to PIL images frame by frame and
-  calls the inner encoder on the 16 preprocessed frames of a video;
-* the FVD network: :class:`~metrics.backbones.i3d.I3DStandIn` (the random stand-in of the smoke preset,
-  I3D's calling convention, 400-d output).
+* Inception-v3: torchvision ``inception_v3`` inside our
+  :class:`~metrics.backbones.inception.ImageNetInceptionV3` (``weights=None``); the baseline calls the
+  very same torchvision network instance (``.net``) on the frames it preprocessed with PIL + torchvision
+  transforms, four frames per call, as the script does;
+* I3D: :class:`~metrics.backbones.i3d.InceptionI3d` (12.7M parameters, 400 logits), scripted
+  (``torch.jit.script``) as the StyleGAN-V file is; the baseline calls the same scripted module.
 
-The reference loop re-implements FID_calculate.py's per-video loop (spec/jwbdh_v1.md s3) as faithfully as
-the spec allows: frames as OpenCV delivers them (BGR uint8 ``H x W x 3``); FID: BGR->RGB, PIL, Resize,
-ToTensor, Normalize; E-FID: ``cv2.cvtColor(BGR2GRAY)``, ``cv2.Canny(gray, 100, 200)``, 3 channels, same
-Inception path; per video ``np.cov`` of the 16 x d features and ``scipy.linalg.sqrtm(S1 @ S2)`` (real part;
-if not finite, both covariances + 1e-6 I and retry); FVD: ``cv2.resize(224x224, INTER_AREA)``, BGR->RGB,
-[0, 1] float32, ``[1, 3, 16, 224, 224]``, ``rescale=False, resize=False, return_features=True``, a single
-sample per side so both covariances are 1e-6 I, then the same sqrtm Fréchet; SSIM / PSNR per frame pair
-with scikit-image (uint8, ``channel_axis=-1``, ``data_range=255``, 7x7 uniform window); CSIM: cosine of the
-flattened float64 pixel arrays; each metric averaged over frames, then over videos.
+The baseline is :class:`benchmarks.reference_scripts.FIDCalculateLoop`, the script's per-video loop function
+by function (see that module for what it does and the few things it leaves out: decoding, printing, CSVs).
+Ours is :class:`~metrics.suite.RegionalSuite` with the jwbdh-v1 metric set on those backbones (one
+``update`` with all videos, then ``compute``), at ``precision="fp32"`` (the parity setting) and at the
+fastest setting, ``"bf16"`` with ``channels_last`` (autocast on the backbones only).
 
-Only the whole-body region (full frames) is scored: cropping is benchmarked separately (``crops``), and the
-script's crops go through JPEG/mp4 files that a comparison of equal numbers cannot include.
+Three ratios (baseline time / our time, > 1: ours faster), each from per-round times:
 
-Correctness: Fréchet values (FID, E-FID, FVD) within 1e-5 relative (sqrtm of a rank-15 2048 x 2048
-product vs the exact low-rank formula differ by ~1e-7; the script's float32 mean difference for FVD adds
-~1e-7), SSIM, PSNR and CSIM within 1e-9 absolute (both float64).
+* ``frechet_step``: the Fréchet step alone: the script's ``np.cov`` + ``scipy.linalg.sqrtm`` (FID, E-FID,
+  FVD) vs our exact low-rank per-video Fréchet on the same kind of features (the time of the metrics'
+  ``_add_per_video``);
+* ``non_frechet`` (and ``non_frechet_bf16``): everything else (preprocessing, edge maps, both networks,
+  SSIM, PSNR, CSIM), i.e. the end-to-end time minus the Fréchet step, on each side;
+* ``end_to_end`` (and ``end_to_end_bf16``): the whole pipeline;
+* ``second_evaluation``: ours at fp32 with a :class:`~metrics.features.FeatureCache` (batches carry
+  ``video_ids``): the first evaluation of the pairs / a second evaluation of the same references (what a
+  validation callback does from epoch 2 on, or a rerun of ``jwbdh-eval``); no baseline involved.
+
+Correctness: at fp32, FID and E-FID within 1e-5 relative (sqrtm of a rank-15 2048 x 2048 product vs the
+exact formula differ by ~1e-7; the script's float32 mean difference adds ~1e-7), FVD within
+``FVD_REL_TOL`` = 1e-4 (float32 summation order of I3D, see there), SSIM, PSNR and CSIM within 1e-9
+absolute; the cached second evaluation gives the same numbers. At bf16 the pixel metrics are unchanged
+(1e-9) and the Fréchet values move by the backbones' bfloat16 rounding, up to ``BF16_FRECHET_REL_TOL``
+(3e-2 measured on the quick workload; the per-metric differences are in the result's breakdown).
+
+The run is long on a CPU: the script's sqrtm of a 2048 x 2048 matrix takes 20-45 s on 2 cores, twice per
+pair, and the real networks cost ~5.7 GFLOP per Inception frame and ~56 GFLOP per 16-frame I3D clip on
+both sides. The full run (5 pairs, 512 x 512) takes about 15 minutes on 2 quiet cores, the quick one
+(1 pair, 128 x 128) about 3.
+
+Only the whole-body region (full frames) is scored: cropping is benchmarked separately (``crops``).
+
+    python -m benchmarks --only pipeline [--quick]
 """
 
 from __future__ import annotations
 
+import gc
 import math
+import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor, nn
 
 from benchmarks.common import (
     BenchResult,
     Config,
     Correctness,
-    interleaved,
+    Ratio,
     quiet,
     relative_difference,
     shares,
     speedup,
     summarize,
+    synchronize,
     time_calls,
     untime_calls,
 )
 from benchmarks.data import avatar_videos, to_hwc
+from benchmarks.reference_scripts import FRECHET_STAGES, KEYS, FIDCalculateLoop
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 FRECHET_REL_TOL = 1e-5
+#: The script hands I3D a permuted view (channels-last-3d strides), ours a contiguous clip: the 57-layer
+#: network then sums in another order, which moves its float32 logits by ~1e-5 relative (measured: mean
+#: |diff| 3.4e-6 on logits of mean magnitude 0.43) and the per-video FVD = |f_gen - f_ref|^2 by up to a
+#: few 1e-5 relative (8e-6 measured on the quick workload).
+FVD_REL_TOL = 1e-4
 PIXEL_ABS_TOL = 1e-9
+#: bf16 backbones (8-bit mantissa) move per-video Fréchet values by about a percent (see the module doc).
+BF16_FRECHET_REL_TOL = 5e-2
 FRAMES = 16
-KEYS = ("FID", "E-FID", "FVD", "SSIM", "PSNR", "CSIM")
+FRECHET_KEYS = ("FID", "E-FID", "FVD")
+PIXEL_KEYS = ("SSIM", "PSNR", "CSIM")
+
+#: (label, precision, channels_last) of our sides: the parity setting and the fastest one.
+SETTINGS = (("fp32", "fp32", False), ("bf16", "bf16", True))
 
 
-class PilNormalizedEncoder(nn.Module):
-    """uint8 ``[N, 3, H, W]`` -> PIL-exact bilinear 299x299 -> /255 -> ImageNet mean/std -> ``encoder``.
+@dataclass(frozen=True)
+class Backbones:
+    """The two backbone handles ours uses; the baseline gets the networks inside their fp32 instances.
 
-    The jwbdh-v1 Inception's input pipeline (:class:`~metrics.backbones.inception.ImageNetInceptionV3`)
-    in front of a small random :class:`~metrics.backbones.smoke.TinyImageEncoder` (``encoder``, float input).
-    The encoder is re-initialised Kaiming-normal (zero biases, unit-variance projection): with PyTorch's
-    default init its features barely respond to image content (per-video Fréchet values ~1e-7, all
-    cancellation), which would make a comparison of numbers meaningless; trained Inception features do
-    respond, and so do these.
+    ``inception`` must build a module with a ``.net`` attribute taking ImageNet-normalised float frames
+    (as :class:`~metrics.backbones.inception.ImageNetInceptionV3` does); ``i3d`` a network with the I3D
+    TorchScript calling convention; ``inception_dim`` is the Inception's feature size.
     """
 
-    def __init__(self, out_dim: int) -> None:
-        super().__init__()
-        from metrics.backbones.smoke import TinyImageEncoder
+    inception: Any
+    i3d: Any
+    inception_dim: int = 2048
 
-        self.encoder = TinyImageEncoder(out_dim=out_dim)
-        for m in self.encoder.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=m.in_features**-0.5)
-                nn.init.zeros_(m.bias)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+    @staticmethod
+    def real() -> Backbones:
+        """Random-init real architectures: ImageNetInceptionV3 (torchvision) and the scripted InceptionI3d."""
+        from metrics.backbones.i3d import inception_i3d_ref
+        from metrics.backbones.inception import imagenet_inception_ref
 
-    def forward(self, frames: Tensor) -> Tensor:
-        from metrics.functional.resize import resize_pil_bilinear
-
-        x = resize_pil_bilinear(frames, (299, 299)).to(torch.float32) / 255.0
-        return self.encoder((x - self.mean) / self.std)
+        return Backbones(imagenet_inception_ref(None), inception_i3d_ref(None), 2048)
 
 
-class _EncoderFactory:
-    def __init__(self, out_dim: int) -> None:
-        self.out_dim = out_dim
-
-    def __call__(self, weights: Any) -> nn.Module:
-        return PilNormalizedEncoder(self.out_dim)
-
-
-def inception_role(d: int) -> Any:
-    """Shared-cache handle of the benchmark's Inception stand-in (seeded, one instance per device)."""
-    from metrics.backbones.cache import BackboneRef
-
-    return BackboneRef(f"bench_pil_tiny_encoder_{d}", _EncoderFactory(d))
-
-
-# --------------------------------------------------------------------------------------- reference loop
-class _Stages:
-    """Accumulates wall time per stage of the reference loop."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-
-class ReferenceLoop:
-    """FID_calculate.py's per-video loop (see the module docstring), with per-stage timing."""
-
-    def __init__(self, inception: PilNormalizedEncoder, i3d: nn.Module, device: torch.device) -> None:
-        from torchvision import transforms
-
-        self.inception, self.i3d, self.device = inception, i3d, device
-        self.transform = transforms.Compose(
-            [
-                transforms.Resize((299, 299)),
-                transforms.ToTensor(),
-                transforms.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-            ]
-        )
-        self.stage = _Stages(device)
-
-    def _inception_features(self, images_rgb: list[np.ndarray]) -> np.ndarray:
-        from PIL import Image
-
-        with self.stage("fid_preprocess_pil"):
-            batch = torch.stack([self.transform(Image.fromarray(img)) for img in images_rgb])
-        with self.stage("inception_backbone"), torch.no_grad():
-            return self.inception.encoder(batch.to(self.device)).cpu().numpy()
-
-    def _frechet(self, x: np.ndarray, y: np.ndarray, stage: str) -> float:
-        from benchmarks.frechet_bench import scipy_cov_frechet
-
-        with self.stage(stage):
-            return scipy_cov_frechet(x, y)
-
-    def video_pair(self, gen_bgr: list[np.ndarray], gt_bgr: list[np.ndarray]) -> dict[str, float]:
-        import cv2
-        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-        gen_bgr, gt_bgr = gen_bgr[:FRAMES], gt_bgr[:FRAMES]
-        out: dict[str, float] = {}
-        # FID
-        with self.stage("fid_preprocess_pil"):
-            gen_rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in gen_bgr]
-            gt_rgb = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in gt_bgr]
-        out["FID"] = self._frechet(
-            self._inception_features(gen_rgb), self._inception_features(gt_rgb), "frechet_sqrtm"
-        )
-        # E-FID
-        with self.stage("edges_cv2_canny"):
-            gen_edges = [
-                cv2.cvtColor(cv2.Canny(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), 100, 200), cv2.COLOR_GRAY2RGB)
-                for f in gen_bgr
-            ]
-            gt_edges = [
-                cv2.cvtColor(cv2.Canny(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), 100, 200), cv2.COLOR_GRAY2RGB)
-                for f in gt_bgr
-            ]
-        out["E-FID"] = self._frechet(
-            self._inception_features(gen_edges), self._inception_features(gt_edges), "frechet_sqrtm"
-        )
-        # FVD
-        feats = []
-        for frames in (gen_bgr, gt_bgr):
-            with self.stage("fvd_preprocess_cv2"):
-                clip = [
-                    cv2.cvtColor(cv2.resize(f, (224, 224), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-                    for f in frames
-                ]
-                clip += [np.zeros((224, 224, 3), np.uint8)] * (FRAMES - len(clip))  # black padding
-                x = torch.from_numpy(np.stack(clip).astype(np.float32) / 255.0)  # [T, H, W, C] in [0, 1]
-                x = x.permute(3, 0, 1, 2).unsqueeze(0)  # [1, C, T, H, W]
-            with self.stage("i3d_backbone"), torch.no_grad():
-                feats.append(
-                    self.i3d(x.to(self.device), rescale=False, resize=False, return_features=True)
-                    .cpu()
-                    .numpy()
-                )
-        out["FVD"] = self._frechet(feats[0], feats[1], "fvd_frechet_sqrtm")
-        # SSIM, PSNR, CSIM per frame pair (gen resized to the gt size when they differ)
-        n = min(len(gen_bgr), len(gt_bgr))
-        pairs = []
-        for g, r in zip(gen_bgr[:n], gt_bgr[:n], strict=True):
-            if g.shape != r.shape:
-                g = cv2.resize(g, (r.shape[1], r.shape[0]))
-            pairs.append((g, r))
-        with self.stage("ssim_skimage"):
-            out["SSIM"] = float(
-                np.mean(
-                    [
-                        structural_similarity(r, g, channel_axis=-1, data_range=255, win_size=7)
-                        for g, r in pairs
-                    ]
-                )
-            )
-        with self.stage("psnr_skimage"):
-            out["PSNR"] = float(np.mean([peak_signal_noise_ratio(r, g, data_range=255) for g, r in pairs]))
-        with self.stage("csim_numpy"):
-            values = []
-            for g, r in pairs:
-                a, b = g.astype(np.float64).ravel(), r.astype(np.float64).ravel()
-                na, nb = np.linalg.norm(a), np.linalg.norm(b)
-                values.append(float(a.dot(b) / (na * nb)) if na > 0 and nb > 0 else 0.0)
-            out["CSIM"] = float(np.mean(values))
-        return out
-
-    def run(self, gens: list[list[np.ndarray]], gts: list[list[np.ndarray]]) -> dict[str, float]:
-        per_video = [self.video_pair(g, r) for g, r in zip(gens, gts, strict=True)]
-        return {k: float(np.mean([v[k] for v in per_video])) for k in KEYS}
-
-
-# ------------------------------------------------------------------------------------------------- ours
-def build_suite(d: int, device: torch.device) -> Any:
+def build_suite(
+    backbones: Backbones,
+    precision: str,
+    channels_last: bool,
+    device: torch.device,
+    reference_cache: Any = None,
+) -> Any:
+    """RegionalSuite with the jwbdh-v1 frame metrics on ``backbones`` at ``precision`` (whole body only)."""
     from metrics.suite import RegionalSuite
 
-    encoder = inception_role(d)
+    inference = {"precision": precision, "channels_last": channels_last}
+    inception = {"feature_extractor": backbones.inception, "num_features": backbones.inception_dim}
     metrics = {
-        "FID": {"protocol": "jwbdh-v1", "feature_extractor": encoder, "num_features": d},
-        "E-FID": {"protocol": "jwbdh-v1", "feature_extractor": encoder, "num_features": d},
-        "FVD": {"protocol": "jwbdh-v1", "weights": None},
+        "FID": {"protocol": "jwbdh-v1", **inception, **inference},
+        "E-FID": {"protocol": "jwbdh-v1", **inception, **inference},
+        "FVD": {"protocol": "jwbdh-v1", "feature_extractor": backbones.i3d, **inference},
         "SSIM": {"window": "uniform", "num_frames": FRAMES},
         "PSNR": {"num_frames": FRAMES},
         "CSIM": {"mode": "pixel"},
     }
-    return RegionalSuite(metrics, regions=("whole_body",)).to(device)
+    if reference_cache is None:
+        return RegionalSuite(metrics, regions=("whole_body",)).to(device)
+    return RegionalSuite(metrics, regions=("whole_body",), reference_cache=reference_cache).to(device)
+
+
+def _feature_cache() -> Any:
+    """A fresh :class:`metrics.features.FeatureCache`, or None where that API does not exist."""
+    try:
+        from metrics.features import FeatureCache
+    except ImportError:
+        return None
+    return FeatureCache()
+
+
+def _settings() -> tuple[tuple[str, str, bool], ...]:
+    """Our sides: fp32, plus bf16 + channels_last when the precision API exists."""
+    try:
+        from metrics.backbones.precision import check_precision  # noqa: F401
+    except ImportError:
+        return SETTINGS[:1]
+    return SETTINGS
+
+
+class _Ours:
+    """One suite at one precision, instrumented: Fréchet step, per-metric and backbone-preprocessing time."""
+
+    def __init__(
+        self,
+        backbones: Backbones,
+        precision: str,
+        channels_last: bool,
+        device: torch.device,
+        reference_cache: Any = None,
+    ) -> None:
+        self.suite = build_suite(backbones, precision, channels_last, device, reference_cache)
+        self.cache = reference_cache
+        self.device = device
+        self.bucket: dict[str, float] = {}
+        self.metrics = dict(self.suite.collections["whole_body"].items(keep_base=True, copy_state=False))
+        for key, metric in self.metrics.items():
+            time_calls(metric, "update", self.bucket, f"update {key}", device)
+            if key in FRECHET_KEYS:
+                time_calls(metric, "_add_per_video", self.bucket, "frechet", device)
+            if key == "E-FID":
+                time_calls(metric, "frame_transform", self.bucket, "edges", device)
+
+    def __call__(self, gen: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+        from metrics.suite import AvatarBatch
+
+        self.suite.reset()
+        # with a reference cache, the batch names its reference videos (a dataset index, a file hash)
+        ids = None if self.cache is None else [f"reference-{i}" for i in range(ref.shape[0])]
+        with torch.inference_mode():
+            self.suite.update(AvatarBatch(generated=gen, reference=ref, video_ids=ids))
+            return {k: float(v) for k, v in self.suite.compute()["whole_body"].items()}
+
+    def close(self) -> None:
+        for metric in self.metrics.values():
+            for name in ("update", "_add_per_video", "frame_transform"):
+                if name in vars(metric):
+                    untime_calls(metric, name)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    gc.collect()
+    synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return time.perf_counter() - start, out
+
+
+def measure_pipeline(
+    generated: torch.Tensor,
+    reference: torch.Tensor,
+    backbones: Backbones,
+    device: torch.device,
+    rounds: int = 1,
+    settings: tuple[tuple[str, str, bool], ...] | None = None,
+    second_evaluation: bool = True,
+) -> dict[str, Any]:
+    """Time the baseline loop and our suite(s) on uint8 ``[B, T, 3, H, W]`` video pairs, interleaved.
+
+    Each round runs the baseline once and each of our settings once, the order reversed every other round,
+    after one untimed warm-up call of each of ours on the first video's first two frames (builds and
+    calibrates the backbones, creates the kernels). With ``second_evaluation`` (and the
+    :class:`metrics.features.FeatureCache` API) an fp32 suite with a fresh reference cache then evaluates
+    the same pairs twice (``ours_fp32_first`` / ``ours_fp32_second``: a validation epoch 2+ or a rerun of
+    ``jwbdh-eval`` on the same references). Returns per-round times of every side and of its Fréchet step,
+    the last values of each side, stage/metric time splits and the features the baseline saw.
+
+    Example:
+        >>> out = measure_pipeline(gen, ref, Backbones.real(), torch.device("cpu"))  # doctest: +SKIP
+        >>> sorted(out["times"])  # doctest: +SKIP
+        ['ours_bf16', 'ours_fp32', 'reference']
+    """
+    if generated.shape != reference.shape or generated.ndim != 5 or generated.dtype != torch.uint8:
+        raise ValueError(
+            f"`generated` and `reference` must be uint8 [B, T, 3, H, W] of one shape, got "
+            f"{tuple(generated.shape)} {generated.dtype} and {tuple(reference.shape)} {reference.dtype}"
+        )
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"`rounds` must be a positive int, got {rounds!r}")
+    settings = settings if settings is not None else _settings()
+    gen_t, ref_t = generated.to(device), reference.to(device)
+    gen_bgr = [to_hwc(v, bgr=True) for v in generated]
+    ref_bgr = [to_hwc(v, bgr=True) for v in reference]
+
+    ours = {f"ours_{label}": _Ours(backbones, p, cl, device) for label, p, cl in settings}
+    cached = None
+    if second_evaluation and _feature_cache() is not None:
+        cached = _Ours(backbones, "fp32", False, device, _feature_cache())
+    loop = FIDCalculateLoop(backbones.inception.get(device).net, backbones.i3d.get(device), device)
+    times: dict[str, list[float]] = {"reference": [], **{k: [] for k in ours}}
+    if cached is not None:
+        times.update(ours_fp32_first=[], ours_fp32_second=[])
+    frechet: dict[str, list[float]] = {k: [] for k in times}
+    values: dict[str, dict[str, float]] = {}
+    stages: dict[str, float] = {}
+    splits: dict[str, dict[str, float]] = {}
+
+    def run_reference() -> None:
+        loop.timer.reset()
+        seconds, values["reference"] = _timed(lambda: loop.run(gen_bgr, ref_bgr), device)
+        times["reference"].append(seconds)
+        frechet["reference"].append(sum(loop.timer.seconds.get(s, 0.0) for s in FRECHET_STAGES))
+        for k, v in loop.timer.seconds.items():
+            stages[k] = stages.get(k, 0.0) + v
+
+    def run_ours(name: str) -> None:
+        side = ours[name]
+        side.bucket.clear()
+        seconds, values[name] = _timed(lambda: side(gen_t, ref_t), device)
+        times[name].append(seconds)
+        frechet[name].append(side.bucket.get("frechet", 0.0))
+        splits[name] = {**side.bucket, "total": seconds}
+
+    def run_twice() -> None:
+        assert cached is not None
+        cached.cache.clear()  # a new run: nothing cached yet
+        for name in ("ours_fp32_first", "ours_fp32_second"):
+            cached.bucket.clear()
+            seconds, values[name] = _timed(lambda: cached(gen_t, ref_t), device)
+            times[name].append(seconds)
+            frechet[name].append(cached.bucket.get("frechet", 0.0))
+
+    with quiet():
+        for side in ours.values():  # warm-up: backbones built and calibrated, kernels chosen
+            side(gen_t[:1, :2], ref_t[:1, :2])
+        order = ["reference", *ours, *(["cached"] if cached is not None else [])]
+        for r in range(rounds):
+            for name in order if r % 2 == 0 else order[::-1]:
+                if name == "reference":
+                    run_reference()
+                elif name == "cached":
+                    run_twice()
+                else:
+                    run_ours(name)
+    for side in [*ours.values(), *([cached] if cached is not None else [])]:
+        side.close()
+    return {
+        "times": times,
+        "frechet": frechet,
+        "values": values,
+        "reference_stages": {k: v / rounds for k, v in stages.items()},
+        "ours_splits": splits,
+        "reference_features": loop.features,
+    }
+
+
+def _non_frechet(total: list[float], frechet: list[float]) -> list[float]:
+    return [max(t - f, 1e-9) for t, f in zip(total, frechet, strict=True)]
+
+
+def pipeline_ratios(measured: dict[str, Any]) -> dict[str, Ratio]:
+    """``frechet_step``, ``non_frechet``, ``end_to_end`` (fp32) and their ``_bf16`` variants, per round."""
+    times, frechet = measured["times"], measured["frechet"]
+    series = {
+        "ref_total": times["reference"],
+        "ref_frechet": frechet["reference"],
+        "ref_rest": _non_frechet(times["reference"], frechet["reference"]),
+    }
+    ratios: dict[str, Ratio] = {}
+    if "ours_fp32_second" in times:
+        ratios["second_evaluation"] = speedup(
+            {"first": times["ours_fp32_first"], "second": times["ours_fp32_second"]},
+            "first",
+            "second",
+            "ours fp32: first evaluation / second evaluation of the same references (reference cache)",
+        )
+    for name in times:
+        if name == "reference" or name.startswith("ours_fp32_"):
+            continue
+        label = name.removeprefix("ours_")
+        suffix = "" if label == "fp32" else f"_{label}"
+        series[f"{name}_total"] = times[name]
+        series[f"{name}_frechet"] = [max(f, 1e-9) for f in frechet[name]]
+        series[f"{name}_rest"] = _non_frechet(times[name], frechet[name])
+        if label == "fp32":
+            ratios["frechet_step"] = speedup(
+                series,
+                "ref_frechet",
+                f"{name}_frechet",
+                "script np.cov + scipy sqrtm / our exact per-video Fréchet",
+            )
+        ratios[f"non_frechet{suffix}"] = speedup(
+            series,
+            "ref_rest",
+            f"{name}_rest",
+            f"everything but the Fréchet step (preprocessing, networks, pixel metrics), ours at {label}",
+        )
+        ratios[f"end_to_end{suffix}"] = speedup(
+            series, "ref_total", f"{name}_total", f"whole pipeline, ours at {label}"
+        )
+    return ratios
+
+
+def pipeline_checks(values: dict[str, dict[str, float]]) -> tuple[list[Correctness], dict[str, Any]]:
+    """Correctness of each of our settings against the baseline's values, and the per-metric differences."""
+    checks, diffs = [], {}
+    theirs = values["reference"]
+    for name, mine in values.items():
+        if name == "reference":
+            continue
+        label = name.removeprefix("ours_").replace("fp32_", "fp32 ")
+        worst = {}
+        for key in KEYS:
+            if key in FRECHET_KEYS:
+                worst[key] = relative_difference(mine[key], theirs[key])
+            else:
+                delta = mine[key] - theirs[key]
+                worst[key] = (
+                    abs(delta) if math.isfinite(delta) else (0.0 if mine[key] == theirs[key] else math.inf)
+                )
+        diffs[name] = worst
+        fp32 = label.startswith("fp32")
+        checks.append(
+            Correctness(
+                f"{label}: max rel diff FID/E-FID vs script loop",
+                max(worst["FID"], worst["E-FID"]),
+                FRECHET_REL_TOL if fp32 else BF16_FRECHET_REL_TOL,
+            )
+        )
+        checks.append(
+            Correctness(
+                f"{label}: rel diff FVD vs script loop",
+                worst["FVD"],
+                FVD_REL_TOL if fp32 else BF16_FRECHET_REL_TOL,
+            )
+        )
+        checks.append(
+            Correctness(
+                f"{label}: max abs diff SSIM/PSNR/CSIM vs script loop",
+                max(worst[k] for k in PIXEL_KEYS),
+                PIXEL_ABS_TOL,
+            )
+        )
+    return checks, diffs
 
 
 def bench_pipeline(cfg: Config) -> BenchResult:
-    """FID, E-FID, FVD, SSIM, PSNR, CSIM: RegionalSuite vs the reference scripts' per-video loop."""
-    from metrics.backbones.i3d import i3d_ref
-    from metrics.suite import AvatarBatch
-
-    d = cfg.pick(256, 2048)
-    num_videos = cfg.pick(2, 1)
-    rounds = cfg.n_rounds(3, 3)
-    height, width = 160, 128  # the synthetic default; resizes to 299 and 224 are exact here on both sides
+    """FID, E-FID, FVD, SSIM, PSNR, CSIM with real Inception-v3 / I3D: RegionalSuite vs FID_calculate.py."""
+    num_videos = cfg.pick(1, 5)
+    height, width = cfg.pick((128, 128), (512, 512))
+    rounds = cfg.n_rounds(1, 1)
     dev = cfg.device
     ref, gen, _ = avatar_videos(num_videos, FRAMES, height, width, seed=1, other_motion=True)
-    ref_t, gen_t = ref.to(dev), gen.to(dev)
-    gen_bgr = [to_hwc(v, bgr=True) for v in gen]
-    ref_bgr = [to_hwc(v, bgr=True) for v in ref]
-
-    suite = build_suite(d, dev)
-    loop = ReferenceLoop(inception_role(d).get(dev), i3d_ref(None).get(dev), dev)
-
-    def ours() -> dict[str, float]:
-        suite.reset()
-        with torch.inference_mode():
-            suite.update(AvatarBatch(generated=gen_t, reference=ref_t))
-            return suite.compute()["whole_body"]
-
-    def reference() -> dict[str, float]:
-        return loop.run(gen_bgr, ref_bgr)
-
-    with quiet():
-        # The reference side needs no warm-up beyond ours' (shared backbones, same libraries); at d=2048 one
-        # call costs minutes of sqrtm on a CPU.
-        times, values = interleaved(
-            {"reference_loop": reference, "ours": ours},
-            rounds,
-            dev,
-            warmup={"ours": 1, "reference_loop": int(d <= 256)},
-            repeat={"ours": cfg.pick(1, 3)},
-        )
-        # One extra, untimed-by-the-ratio pass of ours with per-metric timers (where our time goes).
-        bucket: dict[str, float] = {}
-        metrics = list(suite.collections["whole_body"].items(keep_base=True, copy_state=False))
-        for key, metric in metrics:
-            time_calls(metric, "update", bucket, key, dev)
-        start = time.perf_counter()
-        ours()
-        ours_total = time.perf_counter() - start
-        for _, metric in metrics:
-            untime_calls(metric, "update")
-    ref_stage_total = sum(loop.stage.seconds.values())
-    checks = []
-    worst: dict[str, float] = {}
-    for key in KEYS:
-        mine, theirs = values["ours"][key], values["reference_loop"][key]
-        if key in ("FID", "E-FID", "FVD"):
-            worst[key] = relative_difference(mine, theirs)
-        else:
-            worst[key] = abs(mine - theirs) if math.isfinite(mine - theirs) else math.inf
-    checks.append(
-        Correctness(
-            "max rel diff FID/E-FID/FVD vs reference loop",
-            max(worst[k] for k in ("FID", "E-FID", "FVD")),
-            FRECHET_REL_TOL,
-        )
-    )
-    checks.append(
-        Correctness(
-            "max abs diff SSIM/PSNR/CSIM vs reference loop",
-            max(worst[k] for k in ("SSIM", "PSNR", "CSIM")),
-            PIXEL_ABS_TOL,
-        )
-    )
+    backbones = Backbones.real()
+    measured = measure_pipeline(gen, ref, backbones, dev, rounds=rounds)
+    ratios = pipeline_ratios(measured)
+    checks, diffs = pipeline_checks(measured["values"])
+    ref_stages = measured["reference_stages"]
+    ref_total = statistics.median(measured["times"]["reference"])
+    notes = [
+        "script loop time by stage: "
+        + ", ".join(f"{k} {v['share']:.0%}" for k, v in shares(ref_stages, ref_total).items())
+    ]
+    for name, split in measured["ours_splits"].items():
+        total = split["total"]
+        parts = {k: v for k, v in split.items() if k != "total"}
+        notes.append(f"{name} ({total:.1f}s): " + ", ".join(f"{k} {v / total:.0%}" for k, v in parts.items()))
+    if len(measured["times"]) < 1 + len(SETTINGS):
+        notes.append("bf16 side skipped: metrics.backbones.precision is not available")
     return BenchResult(
         name="pipeline",
         mode=cfg.mode,
@@ -333,29 +426,25 @@ def bench_pipeline(cfg: Config) -> BenchResult:
             "frames": FRAMES,
             "height": height,
             "width": width,
-            "inception_role_dim": d,
-            "fvd_dim": 400,
+            "inception": "torchvision inception_v3 (random init, BN calibrated), 2048-d",
+            "i3d": "InceptionI3d (random init, BN calibrated, scripted), 400-d",
             "rounds": rounds,
             "regions": ["whole_body"],
+            "ours": [k.removeprefix("ours_") for k in measured["times"] if k != "reference"],
         },
-        timings={k: summarize(v) for k, v in times.items()},
-        ratios={"speedup": speedup(times, "reference_loop", "ours", "reference per-video loop / ours")},
+        timings={
+            **{k: summarize(v) for k, v in measured["times"].items()},
+            **{f"{k} frechet step": summarize(v) for k, v in measured["frechet"].items()},
+        },
+        ratios=ratios,
         correctness=checks,
         breakdown={
-            "reference_loop_stages": shares(loop.stage.seconds, ref_stage_total),
-            "ours_metric_updates": shares(bucket, ours_total),
-            "per_metric_difference": worst,
-            "values_ours": values["ours"],
-            "values_reference": values["reference_loop"],
+            "reference_stages": shares(ref_stages, ref_total),
+            "ours_splits": measured["ours_splits"],
+            "per_metric_difference": diffs,
+            "values": measured["values"],
         },
-        notes=[
-            "reference loop time by stage: "
-            + ", ".join(
-                f"{k} {v['share']:.0%}" for k, v in shares(loop.stage.seconds, ref_stage_total).items()
-            ),
-            "ours by metric: "
-            + ", ".join(f"{k} {v['share']:.0%}" for k, v in shares(bucket, ours_total).items()),
-        ],
+        notes=notes,
     )
 
 

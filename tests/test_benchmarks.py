@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,7 +53,8 @@ def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
-    proc = _run("--quick", "--check", "--json", str(out), timeout=600)  # vbench: real networks, ~2 min
+    # vbench and pipeline run real networks (the pipeline also the script's 2048-d sqrtm): minutes each
+    proc = _run("--quick", "--check", "--json", str(out), timeout=1200)
     payload = json.loads(out.read_text()) if out.exists() else {}
     return proc, payload
 
@@ -212,6 +214,81 @@ def test_throughput_profile_counts_frames_for_every_metric_and_pass() -> None:
             assert entry["frames"] >= whole_body_frames and entry["frames_per_s"] > 0, (name, key, entry)
     table = format_profile(result)
     assert "whole suite" in table and "pooled, cached reference" in table
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+class _TinyImageNetNet(torch.nn.Module):
+    """An ImageNetInceptionV3-shaped wrapper (PIL-exact 299 resize, ImageNet normalisation, ``.net``) around
+    a small CNN, so that the pipeline's plumbing and number checks run in seconds."""
+
+    def __init__(self, weights: object = None) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 9, stride=8),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(4),
+            torch.nn.Flatten(),
+            torch.nn.Linear(128, 12),
+        )
+        for m in self.net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+        self.register_buffer("mean", torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        from metrics.functional.resize import resize_pil_bilinear
+
+        x = resize_pil_bilinear(frames, (299, 299)).float() / 255.0
+        return self.net((x - self.mean) / self.std)
+
+
+def test_pipeline_ours_equals_the_script_loop_and_reports_three_ratios() -> None:
+    """Structure and numbers of the pipeline benchmark on tiny backbones (speed is not asserted here)."""
+    import torch
+
+    from benchmarks.data import avatar_videos
+    from benchmarks.pipeline_bench import Backbones, measure_pipeline, pipeline_checks, pipeline_ratios
+    from metrics.backbones.cache import BackboneRef
+    from metrics.backbones.i3d import i3d_ref
+
+    ref, gen, _ = avatar_videos(2, 4, 48, 40, seed=1, other_motion=True)  # FVD pads to 16 frames
+    backbones = Backbones(BackboneRef("test_tiny_imagenet_net", _TinyImageNetNet), i3d_ref(None), 12)
+    measured = measure_pipeline(gen, ref, backbones, torch.device("cpu"), rounds=1)
+    sides = {"reference", "ours_fp32", "ours_bf16", "ours_fp32_first", "ours_fp32_second"}
+    assert set(measured["times"]) == sides
+    ratios = pipeline_ratios(measured)
+    assert set(ratios) == {
+        "frechet_step",
+        "non_frechet",
+        "end_to_end",
+        "non_frechet_bf16",
+        "end_to_end_bf16",
+        "second_evaluation",
+    }
+    assert all(r.kind == "speedup" and r.value > 0 for r in ratios.values())
+    # the baseline's time splits into its Fréchet stages and the rest
+    assert 0 < measured["frechet"]["reference"][0] < measured["times"]["reference"][0]
+    assert {"fid_sqrtm", "fvd_sqrtm", "inception_forward", "i3d_forward", "ssim_skimage"} <= set(
+        measured["reference_stages"]
+    )
+    checks, _ = pipeline_checks(measured["values"])
+    assert all(c.ok for c in checks), checks
+    fp32, script = measured["values"]["ours_fp32"], measured["values"]["reference"]
+    for key in ("FID", "E-FID", "FVD"):
+        assert fp32[key] == pytest.approx(script[key], rel=1e-5), key
+    assert script["FID"] > 0 and script["E-FID"] > 0
+    # the reference cache's second evaluation gives the first one's numbers
+    assert measured["values"]["ours_fp32_second"] == pytest.approx(fp32, rel=1e-12)
+    for key in ("SSIM", "PSNR", "CSIM"):
+        assert fp32[key] == pytest.approx(script[key], abs=1e-9), key
+        assert measured["values"]["ours_bf16"][key] == pytest.approx(script[key], abs=1e-9), key
+    # the FVD quirk: one clip per side, trace term -2e-6 * 400, on the script's own features
+    (real, fake), *_ = measured["reference_features"]["FVD"]
+    expected = float(((fake.astype(np.float64) - real) ** 2).sum()) - 8e-4
+    from benchmarks.reference_scripts import compute_fvd
+
+    assert compute_fvd(fake, real) == pytest.approx(expected, rel=1e-5)
 
 
 # --------------------------------------------------------------------------------------------- vbench
