@@ -5,6 +5,12 @@
 Table-2-style table with the paper's rows for context; ``--out results.csv|.json`` writes the numbers.
 Unreadable videos are reported and skipped; the exit code is 1 if any were skipped, 2 on bad arguments.
 
+Reference features (FID, E-FID, FVD) are cached on disk, keyed by the reference file's sha256, its
+keypoints, the frame limit, the region and the backbone's fingerprint (weights, precision, preprocessing):
+a second run over the same ground-truth folder (another checkpoint's outputs) encodes only the generated
+videos. ``--feature-cache DIR`` (default ``$JWBDH_FEATURE_CACHE`` or ``~/.cache/jwbdh/features``) or
+``--no-feature-cache``.
+
 Example:
     $ jwbdh-eval outputs/ ground_truth/ --keypoints gt_keypoints.pt --preset jwbdh-v1 --out results.csv
 """
@@ -20,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["eval_main", "format_table", "pair_videos", "weights_main"]
+__all__ = ["eval_main", "feature_cache_dir", "format_table", "pair_videos", "reference_id", "weights_main"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -147,6 +153,12 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detect-faces", action="store_true", help="MTCNN face boxes when no keypoints are given"
     )
+    parser.add_argument(
+        "--feature-cache",
+        default=None,
+        help="folder of cached reference features (default $JWBDH_FEATURE_CACHE or ~/.cache/jwbdh/features)",
+    )
+    parser.add_argument("--no-feature-cache", action="store_true", help="encode reference videos every run")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -167,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from jwbdh_callbacks.logging import results_table
     from jwbdh_callbacks.presets import load_preset, preset_metrics
+    from metrics.features import FeatureCache
     from metrics.suite import AvatarBatch, RegionalSuite
     from metrics.video import read_video
 
@@ -184,7 +197,10 @@ def _run(args: argparse.Namespace) -> int:
     if not regions:
         raise ValueError("no region left to evaluate (pass --keypoints, or --detect-faces for faces)")
     device = torch.device(args.device)
-    suite = RegionalSuite(preset_metrics(cfg), regions=regions, crop_size=cfg.crop_size).to(device)
+    cache = None if args.no_feature_cache else FeatureCache(feature_cache_dir(args.feature_cache))
+    suite = RegionalSuite(
+        preset_metrics(cfg), regions=regions, crop_size=cfg.crop_size, reference_cache=cache
+    ).to(device)
     detector = None
     if keypoints is None and "face" in regions:
         from metrics.regions import MTCNNFaceBoxes
@@ -200,6 +216,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"jwbdh-eval: skipping {name}: {err}", file=sys.stderr)
             continue
         batch = AvatarBatch(generated=gen[None].to(device), reference=ref[None].to(device), fps=[fps])
+        kp_ref = kp_gen = None
         if keypoints is not None:
             kp_ref = keypoints.get("reference", {}).get(name)
             kp_gen = keypoints.get("generated", {}).get(name)
@@ -213,9 +230,19 @@ def _run(args: argparse.Namespace) -> int:
         elif detector is not None:
             boxes, valid = detector(batch.reference)
             batch.boxes, batch.valid = {"face": boxes}, {"face": valid}
+        if cache is not None:
+            extra = ("mtcnn" if detector is not None else "", args.max_frames, cfg.crop_size)
+            batch.video_ids = [reference_id(ref_path, kp_ref, kp_gen, extra)]
         with torch.inference_mode():
             suite.update(batch)
     results = suite.compute()
+    if cache is not None:
+        print(
+            f"jwbdh-eval: reference feature cache {cache.directory}: {cache.hits} reused, "
+            f"{cache.misses} computed"
+            + (f", {cache.rejected} unreadable entries recomputed" if cache.rejected else ""),
+            file=sys.stderr,
+        )
     columns, rows = results_table(results)
     print(format_table(columns, rows))
     if not cfg.calibrated:
@@ -229,6 +256,51 @@ def _run(args: argparse.Namespace) -> int:
         print(f"jwbdh-eval: {len(failures)} problem(s):\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
     return 0
+
+
+def feature_cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where ``jwbdh-eval`` caches reference features: ``explicit``, ``$JWBDH_FEATURE_CACHE`` or
+    ``~/.cache/jwbdh/features``.
+
+    Example:
+        >>> feature_cache_dir("/tmp/f")
+        PosixPath('/tmp/f')
+    """
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("JWBDH_FEATURE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "jwbdh" / "features"
+
+
+def reference_id(path: str | os.PathLike, *tensors_and_settings: Any) -> str:
+    """Cache id of a reference video: sha256 of the file's bytes and of everything that shapes its crops.
+
+    Keypoints (they decide the face/hand boxes), the frame limit and the crop settings are hashed with the
+    file, so editing any of them gives a new id; the backbone and preprocessing are the cache namespace.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as f:
+        ...     _ = f.write(b"video"); f.flush()
+        ...     reference_id(f.name, None) == reference_id(f.name, None) != reference_id(f.name, 16)
+        True
+    """
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    for item in tensors_and_settings:
+        if isinstance(item, torch.Tensor):
+            t = item.detach().cpu().contiguous()
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.numpy().tobytes())
+        else:
+            digest.update(repr(item).encode())
+    return digest.hexdigest()
 
 
 def _write(path: Path, results: dict, columns: list, rows: list, failures: list[str], preset: str) -> None:

@@ -45,6 +45,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from jwbdh_callbacks.logging import MediaLogger, log_scalars, side_by_side
 from jwbdh_callbacks.presets import PresetConfig, load_preset, preset_metrics
+from metrics.features import FeatureCache
 from metrics.suite import AvatarBatch, RegionalSuite
 
 __all__ = ["JWBDHCallback"]
@@ -66,6 +67,11 @@ class JWBDHCallback(Callback):
         prefix: log key prefix; default ``val/jwbdh`` (``val/jwbdh_uncalibrated`` for uncalibrated presets).
         cache_reference: pooled (standard) FID/FVD compute their reference side once, on the first evaluated
             epoch, then only the generated side (assumes the same validation references every epoch).
+        cache_reference_features: per-video (jwbdh-v1) FID/E-FID/FVD encode each reference video once per
+            training run and reuse its features in later evaluations (:class:`~metrics.features.FeatureCache`,
+            kept in CPU memory). Opt-in, for a FIXED validation set: videos are identified by the batch's
+            ``video_ids`` if the validation step returns them, else by (dataloader, batch index, position),
+            which requires an unshuffled validation loader (Lightning's default).
         num_media_samples: side-by-side sample videos logged per evaluation on rank 0 (0 disables media).
         media_fps: frame rate of the logged sample videos.
     """
@@ -80,6 +86,7 @@ class JWBDHCallback(Callback):
         overrides: Mapping[str, Any] | list[str] | None = None,
         prefix: str | None = None,
         cache_reference: bool = True,
+        cache_reference_features: bool = False,
         num_media_samples: int = 2,
         media_fps: float = 8.0,
     ) -> None:
@@ -96,6 +103,8 @@ class JWBDHCallback(Callback):
             or num_media_samples < 0
         ):
             raise ValueError(f"`num_media_samples` must be a non-negative int, got {num_media_samples!r}")
+        if not isinstance(cache_reference_features, bool):
+            raise ValueError(f"`cache_reference_features` must be a bool, got {cache_reference_features!r}")
         if batch_adapter is not None and not callable(batch_adapter):
             raise ValueError("`batch_adapter` must be callable (batch, outputs) -> AvatarBatch")
         extra = dict(overrides) if isinstance(overrides, Mapping) else None
@@ -107,6 +116,7 @@ class JWBDHCallback(Callback):
         self.batch_adapter = batch_adapter
         self.prefix = prefix or ("val/jwbdh" if self.config.calibrated else "val/jwbdh_uncalibrated")
         self.cache_reference = cache_reference
+        self.cache_reference_features = cache_reference_features
         self.num_media_samples = num_media_samples
         self.media_fps = media_fps
         self.suite: RegionalSuite | None = None
@@ -132,6 +142,7 @@ class JWBDHCallback(Callback):
             regions=self.config.regions,
             crop_size=self.config.crop_size,
             min_region_frames=self.config.min_region_frames,
+            reference_cache=FeatureCache() if self.cache_reference_features else None,
         ).to(pl_module.device)
         if self._restored_reference:
             self.suite.set_reference_statistics(self._restored_reference)
@@ -164,6 +175,9 @@ class JWBDHCallback(Callback):
         if not self._active or (self.max_batches is not None and self._batches >= self.max_batches):
             return
         avatar = self.batch_adapter(batch, outputs) if self.batch_adapter else AvatarBatch.from_dict(outputs)
+        if self.cache_reference_features and avatar.video_ids is None:
+            size = avatar.reference.shape[0] if isinstance(avatar.reference, torch.Tensor) else 0
+            avatar.video_ids = [f"dl{dataloader_idx}/batch{batch_idx}/{i}" for i in range(size)]
         with torch.inference_mode():
             self.suite.update(avatar)
         self._batches += 1

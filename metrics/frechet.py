@@ -24,6 +24,7 @@ NaN with a warning naming the reason; fewer samples than feature dimensions warn
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -35,6 +36,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from metrics.backbones.cache import BackboneRef
+from metrics.features import FeatureCache, cached_features
 from metrics.functional.frechet import (
     frechet_distance,
     gaussian_moments,
@@ -289,11 +291,14 @@ class _FrechetStatistics(Metric):
         generated: Tensor,
         reference: Tensor | None,
         real: bool | None,
-        features_of: Callable[[Tensor], Tensor],
+        features_of: Callable[[Tensor, bool], Tensor],
         pair_check: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
         single_check: Callable[[Tensor, str], Tensor],
     ) -> None:
-        """Dispatch ``update(generated, reference=None, *, real=None)`` for both modes."""
+        """Dispatch ``update(generated, reference=None, *, real=None)`` for both modes.
+
+        ``features_of(x, is_reference)`` turns one side's input into ``[B, n, d]`` features.
+        """
         if real is not None and not isinstance(real, bool):
             raise ValueError(f"`real` must be a bool or None, got {real!r}")
         if self.mode == "per_video":
@@ -307,7 +312,7 @@ class _FrechetStatistics(Metric):
                 # dim 1 is frames (videos) or samples (features); the lengths may differ between the sides
                 self._skip_pairs(gen.shape[0], gen.shape[1], ref.shape[1])
             elif gen.shape[0]:
-                self._add_per_video(features_of(gen), features_of(ref))
+                self._add_per_video(features_of(gen, False), features_of(ref, True))
             return
         if reference is not None and real is not None:
             raise ValueError("pass either update(generated, reference) or update(x, real=...), not both")
@@ -320,7 +325,7 @@ class _FrechetStatistics(Metric):
             sides = [(single_check(generated, "reference" if real else "generated"), real)]
         # Features of both sides first, then the states: a side that raises leaves the states untouched
         # (the regional suite retries a rejected batch video by video).
-        computed = [(features_of(x), is_real) for x, is_real in sides if x.shape[0]]
+        computed = [(features_of(x, is_real), is_real) for x, is_real in sides if x.shape[0]]
         for feats, is_real in computed:
             self._add_pooled(feats.reshape(-1, feats.shape[-1]), is_real)
 
@@ -368,7 +373,7 @@ class FrechetDistance(_FrechetStatistics):
             return g, r
 
         self._route(
-            generated, reference, real, lambda f: f, pair, lambda f, n: self._check_features(f, n, ndim)
+            generated, reference, real, lambda f, _: f, pair, lambda f, n: self._check_features(f, n, ndim)
         )
 
 
@@ -386,9 +391,22 @@ class _VideoFrechet(_FrechetStatistics):
         covariance: str,
         num_frames: int | None,
         batch_size: int,
+        precision: str | None = None,
+        channels_last: bool | None = None,
+        reference_cache: FeatureCache | None = None,
         **kwargs: Any,
     ) -> None:
         _check_choice("protocol", protocol, self._PROTOCOLS)
+        if reference_cache is not None and not isinstance(reference_cache, FeatureCache):
+            raise ValueError(
+                f"`reference_cache` must be a metrics.features.FeatureCache or None, got "
+                f"{type(reference_cache).__name__}"
+            )
+        if isinstance(backbone, BackboneRef) and (precision is not None or channels_last is not None):
+            backbone = backbone.with_inference(
+                backbone.precision if precision is None else precision,
+                backbone.channels_last if channels_last is None else channels_last,
+            )
         mode = mode if mode is not None else ("per_video" if protocol == "jwbdh-v1" else "pooled")
         super().__init__(num_features, mode=mode, covariance=covariance, **kwargs)
         if num_frames is not None and (
@@ -403,23 +421,47 @@ class _VideoFrechet(_FrechetStatistics):
         self.num_frames = num_frames
         self.batch_size = batch_size
         self.backbone = backbone
+        #: :class:`~metrics.features.FeatureCache` serving reference features by id (see :meth:`update`).
+        self.reference_cache = reference_cache
 
     @property
     def is_calibrated(self) -> bool:
         """False when the backbone is randomly initialised (smoke runs): numbers are not comparable."""
         return not self.backbone.is_random_init
 
-    def update(self, generated: Tensor, reference: Tensor | None = None, *, real: bool | None = None) -> None:
+    def update(
+        self,
+        generated: Tensor,
+        reference: Tensor | None = None,
+        *,
+        real: bool | None = None,
+        reference_ids: Sequence[str] | None = None,
+    ) -> None:
         """Add videos ``[B, T, 3, H, W]`` (uint8 or float in [0, 1]).
 
         ``update(generated, reference)`` adds pairs (both modes); ``update(videos, real=...)`` adds one side
         (pooled mode only). Paired videos may differ in length and size.
+
+        ``reference_ids`` (one str per reference video, with ``reference_cache`` set): reference features are
+        taken from the cache where present and stored there otherwise, so a reference set evaluated again
+        (every validation epoch, a rerun) is encoded once. The caller guarantees that an id always names the
+        same reference content; generated videos are never cached.
         """
+        if reference_ids is not None and (reference is None and not real):
+            raise ValueError("`reference_ids` name reference videos: pass them with a reference side")
+
+        def features_of(videos: Tensor, is_reference: bool) -> Tensor:
+            if not is_reference:
+                return self.video_features(videos)
+            return cached_features(
+                self.reference_cache, self.feature_namespace, reference_ids, videos, self.video_features
+            )
+
         self._route(
             generated,
             reference,
             real,
-            self.video_features,
+            features_of,
             lambda g, r: check_pair(g, r, min_frames=self._min_frames),
             lambda v, n: check_video(v, n, min_frames=self._min_frames),
         )
@@ -440,6 +482,20 @@ class _VideoFrechet(_FrechetStatistics):
         """``[B, T, 3, H, W]`` videos -> ``[B, n, d]`` float features (n frames or clips per video)."""
         raise NotImplementedError
 
+    @property
+    def feature_namespace(self) -> str:
+        """What this metric's features depend on besides the video (the reference cache's namespace).
+
+        The statistics key plus the weights' identity: a registry name (checksummed by the registry), or a
+        checkpoint path with its size and modification time.
+        """
+        weights = self.backbone.weights
+        if weights is not None and os.path.isfile(os.fspath(weights)):
+            stat = os.stat(weights)
+            weights = f"{os.path.abspath(os.fspath(weights))}:{stat.st_size}:{stat.st_mtime_ns}"
+        key = dict(self.statistics_key(), weights=weights, fingerprint=self.backbone.fingerprint)
+        return json.dumps(key, sort_keys=True, default=str)
+
     def statistics_key(self) -> dict[str, Any]:
         key = super().statistics_key()
         key.update(
@@ -450,6 +506,8 @@ class _VideoFrechet(_FrechetStatistics):
             protocol=self.protocol,
             num_frames=self.num_frames,
         )
+        if self.backbone.precision != "fp32" or self.backbone.channels_last:
+            key.update(precision=self.backbone.precision, channels_last=self.backbone.channels_last)
         return key
 
     def _frame_features(self, frames: Tensor, network: nn.Module) -> Tensor:
@@ -480,6 +538,9 @@ class FID(_VideoFrechet):
         feature_extractor: a :class:`~metrics.backbones.cache.BackboneRef` replacing the Inception (any
             ``uint8 [N,3,H,W] -> [N,d]`` network); ``num_features`` must then be given.
         batch_size: frames per backbone call.
+        precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
+            ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``feature_extractor``'s own.
+        channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the extractor's own.
         kwargs: ``reset_real_features`` and torchmetrics ``Metric`` keyword arguments.
 
     Example:
@@ -499,6 +560,8 @@ class FID(_VideoFrechet):
         feature_extractor: BackboneRef | None = None,
         num_features: int = 2048,
         batch_size: int = 64,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         _check_choice("protocol", protocol, self._PROTOCOLS)
@@ -514,7 +577,16 @@ class FID(_VideoFrechet):
         if num_frames == "default":
             num_frames = 16 if protocol == "jwbdh-v1" else None
         super().__init__(
-            feature_extractor, num_features, protocol, mode, covariance, num_frames, batch_size, **kwargs
+            feature_extractor,
+            num_features,
+            protocol,
+            mode,
+            covariance,
+            num_frames,
+            batch_size,
+            precision=precision,
+            channels_last=channels_last,
+            **kwargs,
         )
 
     def frame_transform(self, frames: Tensor) -> Tensor:
@@ -607,7 +679,8 @@ class FVD(_VideoFrechet):
         protocol: ``"jwbdh-v1"`` or ``"standard"``.
         weights: ``"i3d_torchscript"`` (default), a path to a TorchScript file, or None for a randomly
             initialised stand-in with the same calling convention (smoke runs only: it is not I3D).
-        mode, covariance, batch_size, kwargs: as :class:`FID`; ``batch_size`` counts clips.
+        mode, covariance, batch_size, precision, channels_last, kwargs: as :class:`FID`; ``batch_size``
+            counts clips.
 
     Example:
         >>> fvd = FVD(weights=None)  # doctest: +SKIP
@@ -624,6 +697,8 @@ class FVD(_VideoFrechet):
         feature_extractor: BackboneRef | None = None,
         num_features: int = 400,
         batch_size: int = 8,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         _check_choice("protocol", protocol, self._PROTOCOLS)
@@ -639,6 +714,8 @@ class FVD(_VideoFrechet):
             covariance,
             self.CLIP_LENGTH,
             batch_size,
+            precision=precision,
+            channels_last=channels_last,
             **kwargs,
         )
         self._min_frames = self.CLIP_LENGTH if protocol == "standard" else 1

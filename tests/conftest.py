@@ -11,3 +11,9 @@ if ROOT not in sys.path:
 
 # Weights must never be downloaded in tests; spawned DDP workers inherit this too.
 os.environ["JWBDH_OFFLINE"] = "1"
+
+# `jwbdh-eval` caches reference features on disk by default: never in the user's home during tests.
+if "JWBDH_FEATURE_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["JWBDH_FEATURE_CACHE"] = tempfile.mkdtemp(prefix="jwbdh-test-features-")

@@ -99,3 +99,31 @@ def test_format_table_and_bad_out(folders, capsys):
     assert "1.235" in text and "-" in text.splitlines()[-1]
     code = eval_main([str(folders / "generated"), str(folders / "reference"), "--out", "x.txt"])
     assert code == 2 and "--out" in capsys.readouterr().err
+
+
+def test_reference_features_are_cached_on_disk_across_runs(folders, tmp_path, capsys):
+    cache_dir = tmp_path / "features"
+    kp = str(folders / "keypoints.pt")
+    args = [str(folders / "generated"), str(folders / "reference"), "--keypoints", kp,
+            "--preset", str(folders / "preset.yaml"), "--no-progress"]  # fmt: skip
+    outs = []
+    for extra in (
+        ["--feature-cache", str(cache_dir)],
+        ["--feature-cache", str(cache_dir)],
+        ["--no-feature-cache"],
+    ):
+        out = tmp_path / f"r{len(outs)}.json"
+        assert eval_main([*args, *extra, "--out", str(out)]) == 0
+        outs.append((json.loads(out.read_text())["results"], capsys.readouterr().err))
+    # 2 videos x 3 regions, FID only (the preset's one Fréchet metric): computed once, then reused.
+    assert "0 reused, 6 computed" in outs[0][1]
+    assert "6 reused, 0 computed" in outs[1][1]
+    assert "feature cache" not in outs[2][1]
+    assert outs[0][0] == outs[1][0] == outs[2][0]
+    # A changed keypoint file changes the ids: nothing stale is reused.
+    changed = torch.load(kp)
+    changed["clip0"] = changed["clip0"] + 1.0
+    torch.save(changed, tmp_path / "kp2.pt")
+    args[3] = str(tmp_path / "kp2.pt")
+    assert eval_main([*args, "--feature-cache", str(cache_dir)]) == 0
+    assert "3 reused, 3 computed" in capsys.readouterr().err

@@ -189,6 +189,32 @@ def test_pooled_reference_is_frozen_after_first_epoch_and_survives_resume(tmp_pa
     assert second["whole_body"]["FID"] == pytest.approx(first["whole_body"]["FID"], rel=1e-9)
 
 
+def test_reference_features_cached_across_epochs_give_the_same_numbers(tmp_path):
+    cfg = _preset(("FID", "E-FID", "FVD", "SSIM"))
+    runs = {}
+    for cached in (False, True):
+        cb = JWBDHCallback(
+            preset=cfg, regions=("whole_body", "face"), num_media_samples=0, cache_reference_features=cached
+        )
+        history, lookups = [], []
+        for _ in range(2):
+            trainer = _trainer(tmp_path, [cb], epochs=1, num_sanity_val_steps=0)
+            trainer.fit(ToyGenerator(), *_loaders(4))
+            history.append(cb.last_results)
+            if cached:
+                lookups.append((cb.suite.reference_cache.misses, cb.suite.reference_cache.hits))
+        if cached:
+            # Epoch 0 encodes every scored reference (4 whole frames x 3 Fréchet metrics, plus the face
+            # videos long enough to score); epoch 1 reuses all of them and encodes nothing.
+            (miss0, hit0), (miss1, hit1) = lookups
+            assert miss0 >= 12 and hit0 == 0 and miss1 == miss0 and hit1 == miss0
+        runs[cached] = history
+    assert runs[True] == runs[False]
+    assert JWBDHCallback(preset="smoke").suite is None  # off by default: nothing to build before setup
+    with pytest.raises(ValueError, match="`cache_reference_features` must be a bool"):
+        JWBDHCallback(preset="smoke", cache_reference_features="yes")
+
+
 def _fit_metrics(devices: int, tmp_path) -> dict[str, float]:
     cb = JWBDHCallback(preset=_preset(("SSIM", "PSNR", "FID", "SC", "CSIM")), num_media_samples=0)
     trainer = _trainer(tmp_path, [cb], devices=devices, epochs=1, num_sanity_val_steps=0)
