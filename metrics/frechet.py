@@ -91,6 +91,8 @@ class _FrechetStatistics(Metric):
             self.add_state("num_pairs", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
             # pairs left out because a side had too few samples for its covariance (no score, as the script)
             self.add_state("num_skipped", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+            # pairs whose distance was not finite (backbone overflow): left out and reported by compute()
+            self.add_state("num_nonfinite", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
         else:
             for side in ("real", "fake"):
                 self.add_state(f"{side}_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
@@ -115,6 +117,13 @@ class _FrechetStatistics(Metric):
         values = per_video_frechet_distance(generated, reference, self.covariance)
         self.distance_sum.add_(values.sum())
         self.num_pairs.add_(values.numel())
+
+    def _accumulate_per_video(self, values: Tensor) -> None:
+        """Add per-pair values without a host sync: non-finite ones are counted in ``num_nonfinite``."""
+        finite = torch.isfinite(values)
+        self.distance_sum.add_(torch.where(finite, values, torch.zeros_like(values)).sum())
+        self.num_pairs.add_(finite.sum())
+        self.num_nonfinite.add_(finite.numel() - finite.sum())
 
     #: fewest samples (frames) per side of a per-video pair; pairs with fewer are skipped and counted
     _min_samples_per_video = 1
@@ -172,6 +181,14 @@ class _FrechetStatistics(Metric):
     def compute(self) -> Tensor:
         """Mean per-video distance, or the pooled distance; NaN (with a warning) when there is no data."""
         if self.mode == "per_video":
+            nonfinite = int(self.num_nonfinite)
+            if nonfinite:
+                warnings.warn(
+                    f"{type(self).__name__}: {nonfinite} video pair(s) gave a non-finite distance "
+                    "(non-finite backbone features, e.g. an overflow at reduced precision); they are left "
+                    "out of the mean and counted in `num_nonfinite`",
+                    stacklevel=2,
+                )
             if int(self.num_pairs) == 0:
                 skipped = int(self.num_skipped)
                 why = f" ({skipped} skipped for too few frames)" if skipped else ""
@@ -482,6 +499,12 @@ class _VideoFrechet(_FrechetStatistics):
         """``[B, T, 3, H, W]`` videos -> ``[B, n, d]`` float features (n frames or clips per video)."""
         raise NotImplementedError
 
+    def _add_per_video(self, generated: Tensor, reference: Tensor) -> None:
+        # Features come from our own backbone on validated videos: no per-update NaN scan (a device sync);
+        # a non-finite value is counted on the device and reported by compute().
+        values = per_video_frechet_distance(generated, reference, self.covariance, check_finite=False)
+        self._accumulate_per_video(values)
+
     @property
     def feature_namespace(self) -> str:
         """What this metric's features depend on besides the video (the reference cache's namespace).
@@ -745,9 +768,7 @@ class FVD(_VideoFrechet):
             super()._add_per_video(generated, reference)
             return
         # One clip per video: the script's 1e-6*I covariances and sqrtm regularisation (-2e-6 * d).
-        values = script_fvd_distance(generated[:, 0], reference[:, 0])
-        self.distance_sum.add_(values.sum())
-        self.num_pairs.add_(values.numel())
+        self._accumulate_per_video(script_fvd_distance(generated[:, 0], reference[:, 0], check_finite=False))
 
     def statistics_key(self) -> dict[str, Any]:
         key = super().statistics_key()

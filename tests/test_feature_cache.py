@@ -147,3 +147,28 @@ def test_canonical_pair_validates_once_and_quantises_like_every_metric():
     assert torch.equal(cg, torch.round(g * 255).to(torch.uint8))
     with pytest.raises(ValueError, match="`reference` is a float video with values in"):
         canonical_pair(g, r * 2 + 0.5)
+
+
+class NaNForBrightVideos(nn.Module):
+    """Features that are NaN for frames brighter than mid-grey (a stand-in for a backbone overflow)."""
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        mean = frames.float().mean(dim=(1, 2, 3), keepdim=False)[:, None]
+        feats = torch.cat([mean / 255, (mean / 255) ** 2, torch.sin(mean)], dim=1)
+        return torch.where(mean > 128, torch.full_like(feats, float("nan")), feats)
+
+
+def test_non_finite_pair_values_are_counted_on_the_device_and_left_out():
+    ref = BackboneRef("test_nan_for_bright", lambda weights: NaNForBrightVideos())
+    fid = FID(feature_extractor=ref, num_features=3, num_frames=None)
+    g = torch.Generator().manual_seed(0)
+    dark = torch.randint(0, 100, (2, 4, 3, 8, 8), generator=g, dtype=torch.uint8)
+    bright = torch.randint(200, 256, (1, 4, 3, 8, 8), generator=g, dtype=torch.uint8)
+    ref_videos = torch.randint(0, 100, (3, 4, 3, 8, 8), generator=g, dtype=torch.uint8)
+    fid.update(torch.cat([dark, bright]), ref_videos)  # no exception: the bright pair is counted
+    assert int(fid.num_nonfinite) == 1 and int(fid.num_pairs) == 2
+    expected = FID(feature_extractor=ref, num_features=3, num_frames=None)
+    expected.update(dark, ref_videos[:2])
+    with pytest.warns(UserWarning, match="1 video pair\\(s\\) gave a non-finite distance"):
+        value = fid.compute()
+    assert torch.equal(value, expected.compute())

@@ -138,7 +138,11 @@ def frechet_distance(
 
 
 def per_video_frechet_distance(
-    generated_features: Tensor, reference_features: Tensor, covariance: str = "unbiased"
+    generated_features: Tensor,
+    reference_features: Tensor,
+    covariance: str = "unbiased",
+    *,
+    check_finite: bool = True,
 ) -> Tensor:
     """Exact Fréchet distance per video pair from frame features, batched: ``[B, n1, d], [B, n2, d] -> [B]``.
 
@@ -149,6 +153,8 @@ def per_video_frechet_distance(
     samples give ``‖f1 - f2‖²`` (the textbook limit). That is NOT what the JWB-DH-V1 script returns for one
     clip per side (see :func:`script_fvd_distance`), and its FID/E-FID give no value for a one-frame video
     (``np.cov`` of one sample is NaN); :class:`~metrics.frechet.FID` skips such pairs before calling this.
+    ``check_finite=False`` skips the NaN/Inf scan (a device sync): a pair with a non-finite feature then
+    gets NaN, which callers must handle (the video metrics count and drop it).
 
     Example:
         >>> import torch
@@ -164,7 +170,7 @@ def per_video_frechet_distance(
         if not isinstance(feats, Tensor) or feats.ndim != 3 or feats.shape[1] < 1:
             got = f"shape {tuple(feats.shape)}" if isinstance(feats, Tensor) else type(feats).__name__
             raise ValueError(f"`{name}` must be [B, n >= 1, d] features, got {got}")
-        if not torch.isfinite(feats).all():
+        if check_finite and not torch.isfinite(feats).all():
             raise ValueError(f"`{name}` contains NaN or Inf features")
     if (
         generated_features.shape[0] != reference_features.shape[0]
@@ -176,6 +182,12 @@ def per_video_frechet_distance(
         )
     x = generated_features.to(torch.float64)
     y = reference_features.to(torch.float64)
+    finite = None
+    if not check_finite:
+        # Unscanned input: zero the pairs holding NaN/Inf (the SVD rejects them) and report them as NaN.
+        finite = torch.isfinite(x).all(dim=(1, 2)) & torch.isfinite(y).all(dim=(1, 2))
+        x = torch.where(finite[:, None, None], x, torch.zeros_like(x))
+        y = torch.where(finite[:, None, None], y, torch.zeros_like(y))
     n1, n2 = x.shape[1], y.shape[1]
     mu1, mu2 = x.mean(dim=1), y.mean(dim=1)
     xc, yc = x - mu1.unsqueeze(1), y - mu2.unsqueeze(1)
@@ -186,7 +198,8 @@ def per_video_frechet_distance(
     trace2 = yc.square().sum(dim=(1, 2)) / div2
     nuclear = torch.linalg.svdvals(xc @ yc.transpose(1, 2)).sum(dim=-1)
     value = (mu1 - mu2).square().sum(dim=-1) + trace1 + trace2 - 2 * nuclear / (div1 * div2) ** 0.5
-    return value.clamp_min(0)
+    value = value.clamp_min(0)
+    return value if finite is None else torch.where(finite, value, torch.full_like(value, float("nan")))
 
 
 def script_fvd_distance(
@@ -195,6 +208,7 @@ def script_fvd_distance(
     *,
     single_sample_variance: float = 1e-6,
     sqrtm_epsilon: float = 1e-6,
+    check_finite: bool = True,
 ) -> Tensor:
     r"""Per-pair FVD as JWB-DH-V1's FID_calculate.py computes it from one clip per side: ``[B, d] -> [B]``.
 
@@ -222,7 +236,7 @@ def script_fvd_distance(
         if not isinstance(feats, Tensor) or feats.ndim != 2:
             got = f"shape {tuple(feats.shape)}" if isinstance(feats, Tensor) else type(feats).__name__
             raise ValueError(f"`{name}` must be [B, d] features (one clip per video), got {got}")
-        if not torch.isfinite(feats).all():
+        if check_finite and not torch.isfinite(feats).all():
             raise ValueError(f"`{name}` contains NaN or Inf features")
     if generated_features.shape != reference_features.shape:
         raise ValueError(
