@@ -214,6 +214,12 @@ def _pooled_frames(gen: torch.Tensor, ref: torch.Tensor | None) -> bool:
     return min(gen.shape[0] * min(gen.shape[1], 16), ref.shape[0] * min(ref.shape[1], 16)) < 2
 
 
+def _single_frame_pairs(gen: torch.Tensor, ref: torch.Tensor | None) -> bool:
+    """Per-video FID / E-FID: a pair with a one-frame side gets no score (the script's np.cov is NaN), so a
+    batch of such pairs leaves nothing to average: NaN."""
+    return min(gen.shape[1], ref.shape[1]) < 2
+
+
 def _pooled_videos(gen: torch.Tensor, ref: torch.Tensor | None) -> bool:
     """Pooled standard FVD: one clip per video, NaN with fewer than 2 clips on a side."""
     return gen.shape[0] < 2
@@ -261,6 +267,7 @@ CASES = (
         lambda: FID(feature_extractor=_tiny(16, True), num_features=16),
         paired=True,
         bounds=(0, math.inf),
+        nan_rule=_single_frame_pairs,
         frechet=True,
     ),
     Case(
@@ -276,9 +283,11 @@ CASES = (
         lambda: EdgeFID(feature_extractor=_tiny(16, True), num_features=16),
         paired=True,
         bounds=(0, math.inf),
+        nan_rule=_single_frame_pairs,
         frechet=True,
     ),
-    Case("FVD", lambda: FVD(weights=None), paired=True, bounds=(0, math.inf), examples=20, frechet=True),
+    # jwbdh-v1 FVD keeps the script's -2e-6 * 400 trace term: identical clips score -8e-4.
+    Case("FVD", lambda: FVD(weights=None), paired=True, bounds=(-8e-4, math.inf), examples=20, frechet=True),
     Case(
         "FVD-standard",
         lambda: FVD(weights=None, protocol="standard"),
