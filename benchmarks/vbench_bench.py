@@ -16,11 +16,20 @@ instance per network:
 Correctness (checked on every run, before the ratio means anything): the per-video values of SC, BC, MS, AQ
 and IQ / 100 and the per-pair DD flow scores of our fp32 run agree with the baseline's within
 ``FP32_TOL`` absolute (DD pair scores relative), and the DD decisions are identical. When the metrics take
-``precision=`` (metrics/backbones/precision.py), a third side runs ours in bf16 with channels_last (the
-fastest CPU/GPU setting) and must agree within ``BF16_TOL`` (measured; bfloat16 has an 8-bit mantissa).
+``precision=`` (metrics/backbones/precision.py), the full run adds a third side, ours in bf16 with
+channels_last, which must agree within ``BF16_TOL`` (measured; bfloat16 has an 8-bit mantissa). On CUDA the
+fp32 tolerance is ``FP32_TOL_CUDA``: the baseline's convolutions run in TF32 there, as VBench's do.
 
 Ratios: ``speedup`` = baseline / ours in fp32 (parity numbers); ``speedup_bf16`` = baseline / ours in bf16.
 The breakdown lists the seconds per dimension of every side (median over rounds) and per-dimension speedups.
+
+Measured (full: 2 videos x 16 frames, 512 x 512, 24 fps; one uncontended x86 host restricted to 2 cores and
+2 torch threads, torch 2.11): VBench 101.9 s, ours fp32 96.7 s (x1.05), ours bf16 + channels_last 95.9 s
+(x1.06). Per dimension, VBench s / ours fp32 s / ours bf16 s: SC 5.7/5.0/1.4, BC 1.8/1.5/1.7,
+MS 14.3/15.8/9.1, DD 43.4/30.1/18.8, AQ 27.3/29.0/52.8, IQ 9.3/15.3/12.0. So the 2x target is not met on a
+CPU: AQ (ViT-L/14, already batched 32 frames a call by VBench) cannot gain at fp32 and is twice as slow under
+CPU bf16 autocast; IQ (MUSIQ, 32 frames a call) and MS (AMT-S, 8 pairs a call) are slower batched than
+VBench's one-at-a-time calls at 512 px on 2 cores. On an H200 (same workload): x2.24 fp32, x2.27 bf16.
 """
 
 from __future__ import annotations
@@ -41,10 +50,15 @@ from benchmarks.common import BenchResult, Config, Correctness, quiet, speedup, 
 from benchmarks.data import avatar_videos
 from benchmarks.vbench_reference import DIMENSIONS, VBenchNetworks, VBenchReference, VBenchRefs
 
-#: Per-video values of ours (fp32) vs the baseline: absolute, on the 0-1 scale (IQ divided by 100).
+#: Per-video values of ours (fp32) vs the baseline: absolute on the 0-1 scale (IQ divided by 100), DD pair
+#: scores relative. Measured on a CPU: <= 1e-7 (batched vs per-frame float32 sums).
 FP32_TOL = 1e-6
-#: Ours in bf16 vs the fp32 baseline (per-video values, absolute on the 0-1 scale).
-BF16_TOL = 5e-2
+#: The same on CUDA: the baseline runs cuDNN convolutions in TF32 (PyTorch's default, as in VBench), ours
+#: fp32 turns TF32 off; measured on an H200: DD pair scores 2.4e-4 relative, IQ 3.3e-6, the rest <= 5e-7.
+FP32_TOL_CUDA = 1e-3
+#: Ours in bf16 + channels_last vs the baseline; measured (CPU and H200): DD pair scores <= 2e-3 relative,
+#: the other per-video values <= 1e-4 absolute, DD decisions identical.
+BF16_TOL = 1e-2
 
 SHORT = {
     "subject_consistency": "SC",
@@ -57,9 +71,10 @@ SHORT = {
 
 
 def sizes(cfg: Config) -> dict[str, Any]:
-    """Workload: full = real frame size (512 x 512, 16 frames, 24 fps); quick = CI size, same networks."""
+    """Workload: full = real frame size (512 x 512, 16 frames, 24 fps, 2 videos); quick = CI size (one
+    5-frame 256 px video), the same networks."""
     return cfg.pick(
-        {"videos": 2, "frames": 5, "height": 256, "width": 256, "fps": 16.0},
+        {"videos": 1, "frames": 5, "height": 256, "width": 256, "fps": 16.0},
         {"videos": 2, "frames": 16, "height": 512, "width": 512, "fps": 24.0},
     )
 
@@ -212,12 +227,14 @@ def measure(
     refs: VBenchRefs | None = None,
     fast_side: bool | None = None,
     warmup: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Time VBench's loop and ours (fp32, and bf16 + channels_last when ``fast_side``) on uint8 ``videos``.
 
     ``refs``: the networks of both sides (default :meth:`VBenchRefs.real`); ``fast_side`` None = measure bf16
     when the metrics accept ``precision=`` (only with the real networks); ``warmup``: one untimed call of
-    every side on a 3-frame clip first. Rounds alternate the side order.
+    every side on a 3-frame clip first; ``progress``: print each side's time as it is measured. Rounds
+    alternate the side order.
     Returns ``{"times": {side: [s per round]}, "dim_times": {side: {dim: [s]}}, "values": {side: result}}``.
     """
     if videos.dtype != torch.uint8 or videos.ndim != 5 or videos.shape[2] != 3:
@@ -243,12 +260,12 @@ def measure(
         for name, side in ours.items():
             sides[name] = functools.partial(side, videos, fps)
             seconds[name] = side.seconds
-        # Warm-up on a 3-frame clip of the first video at 8 fps (lazy initialisation, allocator, oneDNN
+        # Warm-up on a 3-frame clip of the first video at 16 fps (lazy initialisation, allocator, oneDNN
         # kernels): cheap next to a timed call, and the same for every side.
         if warmup:
-            reference.run([videos_thwc[0][:3]], None, [8.0])
+            reference.run([videos_thwc[0][:3]], None, [16.0])
             for side in ours.values():
-                side(videos[:1, :3], 8.0)
+                side(videos[:1, :3], 16.0)
         names = list(sides)
         times: dict[str, list[float]] = {n: [] for n in names}
         dim_times: dict[str, dict[str, list[float]]] = {n: {d: [] for d in DIMENSIONS} for n in names}
@@ -261,6 +278,9 @@ def measure(
                 times[name].append(time.perf_counter() - start)
                 for d in DIMENSIONS:
                     dim_times[name][d].append(seconds[name][d])
+                if progress:
+                    split = ", ".join(f"{SHORT[d]} {seconds[name][d]:.1f}" for d in DIMENSIONS)
+                    print(f"[vbench] round {r + 1} {name}: {times[name][-1]:.1f} s ({split})", flush=True)
     return {"times": times, "dim_times": dim_times, "values": values}
 
 
@@ -270,7 +290,9 @@ def bench_vbench(cfg: Config) -> BenchResult:
     size = sizes(cfg)
     rounds = cfg.n_rounds(1, 1)
     _, gen, _ = avatar_videos(size["videos"], size["frames"], size["height"], size["width"], seed=7)
-    measured = measure(gen, size["fps"], dev, rounds)
+    # The bf16 side runs in the full mode only: the quick (CI) run is the fp32 parity + regression guard.
+    fast = accepts_precision() and not cfg.quick
+    measured = measure(gen, size["fps"], dev, rounds, fast_side=fast, progress=True)
     return result(measured, cfg.mode, dev, {**size, "rounds": rounds, "weights": "random init (seeded)"})
 
 
@@ -283,7 +305,7 @@ def result(measured: dict[str, Any], mode: str, device: torch.device, params: di
         Correctness(
             "max per-video diff fp32 vs VBench loop (SC/BC/MS/AQ/IQ abs, DD pair rel)",
             max(diffs_fp32.values()),
-            FP32_TOL,
+            FP32_TOL_CUDA if device.type == "cuda" else FP32_TOL,
         )
     ]
     ratios = {"speedup": speedup(times, "vbench_reference", "ours_fp32", "VBench per-video loop / ours fp32")}
@@ -302,7 +324,7 @@ def result(measured: dict[str, Any], mode: str, device: torch.device, params: di
             times, "vbench_reference", "ours_bf16", "VBench per-video loop / ours bf16 + channels_last"
         )
         breakdown["per_dimension_difference_bf16"] = diffs_bf16
-    else:
+    elif mode == "full":
         notes.append(
             "ours in bf16 not measured: the six metrics do not take precision=/channels_last= yet "
             "(metrics/backbones/precision.py wiring pending)"
