@@ -25,7 +25,7 @@ from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.aesthetic import aesthetic_head_ref
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.clip import clip_ref, clip_vbench_preprocess
-from metrics.consistency import encode_frames
+from metrics.consistency import check_fp16_precision, encode_frames, with_inference
 from metrics.video import check_video
 
 __all__ = ["AestheticQuality", "aesthetic_head_ref"]
@@ -61,6 +61,11 @@ class AestheticQuality(PerVideoMeanMetric):
             network from CLIP-normalised ``[N, 3, 224, 224]`` to ``[N, D]``).
         head: a :class:`~metrics.backbones.cache.BackboneRef` replacing the LAION head (``[N, D] -> [N, 1]``,
             e.g. ``aesthetic_head_ref(None, in_features=D)``).
+        precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
+            ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``feature_extractor``'s own.
+            Applies to CLIP only: the resize and normalisation before it and the LAION head after it always
+            run in float32; not combinable with ``fp16=True``.
+        channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the extractor's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:
@@ -82,13 +87,17 @@ class AestheticQuality(PerVideoMeanMetric):
         batch_size: int = 32,
         feature_extractor: BackboneRef | None = None,
         head: BackboneRef | None = None,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+        check_fp16_precision(fp16 and feature_extractor is None, precision)
         if feature_extractor is None:
             feature_extractor = clip_ref("ViT-L-14", clip_weights, fp16=fp16)
+        feature_extractor = with_inference(feature_extractor, precision, channels_last)
         if head is None:
             head = aesthetic_head_ref(head_weights)
         for name, ref in (("feature_extractor", feature_extractor), ("head", head)):

@@ -18,8 +18,10 @@ The two agree when all videos have the same length. Every frame of every video i
 fps; higher frame rates score higher). States: float64 sums of pair scores and per-video scores and int64
 counts, all ``sum``-reduced, so DDP ranks with different numbers of updates sync without deadlock.
 
-Frames go through the backbone in chunks of ``batch_size`` (VBench feeds DINO one frame at a time and CLIP
-one video at a time; batching changes nothing but float rounding).
+Frames of all videos of an ``update`` go through the backbone together, in chunks of ``batch_size`` (VBench
+feeds DINO one frame at a time and CLIP one video at a time; batching changes nothing but float rounding).
+``precision`` / ``channels_last`` choose the backbone's arithmetic (:mod:`metrics.backbones.precision`); the
+resize and normalisation before it always run in float32.
 
 Example:
     >>> import torch
@@ -48,7 +50,13 @@ from metrics.backbones.clip import clip_ref, clip_vbench_preprocess
 from metrics.backbones.dino import dino_ref, dino_vbench_preprocess
 from metrics.video import check_video
 
-__all__ = ["BackgroundConsistency", "SubjectConsistency", "consistency_pair_scores", "encode_frames"]
+__all__ = [
+    "BackgroundConsistency",
+    "SubjectConsistency",
+    "consistency_pair_scores",
+    "encode_frames",
+    "with_inference",
+]
 
 _AGGREGATIONS = ("pairs", "videos")
 
@@ -76,6 +84,31 @@ def consistency_pair_scores(features: Tensor) -> Tensor:
     to_previous = (f[:, :-1] * current).sum(dim=-1).clamp_min(0.0)
     to_first = (f[:, :1] * current).sum(dim=-1).clamp_min(0.0)
     return (to_previous + to_first) / 2.0
+
+
+def with_inference(backbone: BackboneRef, precision: str | None, channels_last: bool | None) -> BackboneRef:
+    """``backbone`` at ``precision`` / ``channels_last`` (None keeps the ref's own); invalid values raise a
+    ValueError naming the argument (:func:`~metrics.backbones.precision.check_precision`).
+
+    Example:
+        >>> with_inference(dino_ref(None), "bf16", None).precision
+        'bf16'
+    """
+    if not isinstance(backbone, BackboneRef) or (precision is None and channels_last is None):
+        return backbone
+    return backbone.with_inference(
+        backbone.precision if precision is None else precision,
+        backbone.channels_last if channels_last is None else channels_last,
+    )
+
+
+def check_fp16_precision(fp16: bool, precision: str | None) -> None:
+    """``fp16=True`` (VBench's float16 CLIP) and a ``precision`` other than fp32 exclude each other."""
+    if fp16 and precision not in (None, "fp32"):
+        raise ValueError(
+            f"`precision={precision!r}` cannot be combined with `fp16=True` (VBench's float16 CLIP on CUDA); "
+            "pass one of them"
+        )
 
 
 def _input_dtype(network: nn.Module) -> torch.dtype | None:
@@ -120,9 +153,12 @@ class _FrameConsistency(PerVideoMeanMetric):
         preprocess: Callable[[Tensor], Tensor],
         aggregation: str,
         batch_size: int,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        backbone = with_inference(backbone, precision, channels_last)
         if aggregation not in _AGGREGATIONS:
             raise ValueError(f"`aggregation` must be one of {_AGGREGATIONS}, got {aggregation!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -189,6 +225,10 @@ class SubjectConsistency(_FrameConsistency):
         feature_extractor: a :class:`~metrics.backbones.cache.BackboneRef` replacing DINO ViT-B/16 (any
             network from ImageNet-normalised ``[N, 3, H, W]`` to ``[N, D]``; e.g. a smaller
             :func:`~metrics.backbones.dino.dino_ref`). ``weights`` is then ignored.
+        precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
+            ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``feature_extractor``'s own.
+            The resize and normalisation always run in float32.
+        channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the extractor's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:
@@ -204,10 +244,14 @@ class SubjectConsistency(_FrameConsistency):
         aggregation: str = "pairs",
         batch_size: int = 32,
         feature_extractor: BackboneRef | None = None,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         backbone = feature_extractor if feature_extractor is not None else dino_ref(weights)
-        super().__init__(backbone, dino_vbench_preprocess, aggregation, batch_size, **kwargs)
+        super().__init__(
+            backbone, dino_vbench_preprocess, aggregation, batch_size, precision, channels_last, **kwargs
+        )
 
 
 class BackgroundConsistency(_FrameConsistency):
@@ -231,6 +275,10 @@ class BackgroundConsistency(_FrameConsistency):
         feature_extractor: a :class:`~metrics.backbones.cache.BackboneRef` replacing CLIP ViT-B/32 (any
             network from CLIP-normalised ``[N, 3, 224, 224]`` to ``[N, D]``). ``weights``/``fp16`` are then
             ignored.
+        precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
+            ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``feature_extractor``'s own.
+            The resize and normalisation always run in float32; not combinable with ``fp16=True``.
+        channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the extractor's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:
@@ -247,9 +295,14 @@ class BackgroundConsistency(_FrameConsistency):
         fp16: bool = False,
         batch_size: int = 32,
         feature_extractor: BackboneRef | None = None,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
+        check_fp16_precision(fp16 and feature_extractor is None, precision)
         backbone = (
             feature_extractor if feature_extractor is not None else clip_ref("ViT-B-32", weights, fp16=fp16)
         )
-        super().__init__(backbone, clip_vbench_preprocess, aggregation, batch_size, **kwargs)
+        super().__init__(
+            backbone, clip_vbench_preprocess, aggregation, batch_size, precision, channels_last, **kwargs
+        )

@@ -35,6 +35,7 @@ from torch import Tensor
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.raft import VBENCH_NUM_FLOW_UPDATES, raft_ref
+from metrics.consistency import with_inference
 from metrics.video import check_video
 
 __all__ = [
@@ -168,10 +169,15 @@ class DynamicDegree(PerVideoMeanMetric):
         crop_flow: rank magnitudes over the flow cropped back to the frame instead of the padded map
             (VBench: False; only matters when H or W is not a multiple of 8).
         batch_size: frame pairs per RAFT call (each pair holds an (H/8 * W/8)^2 correlation volume: ~0.9 GB
-            at 720p, so keep this small for large frames).
+            at 720p, so keep this small for large frames). Pairs of all videos of an ``update`` are chunked
+            together, and RAFT's feature encoder runs once per frame (VBench runs it twice per inner frame).
         flow_model: a :class:`~metrics.backbones.cache.BackboneRef` replacing RAFT; its network must behave
             as :class:`~metrics.backbones.raft.PaddedFlowNet` (``net(image1, image2, crop=...)`` on [0, 255]
             frames).
+        precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
+            ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``flow_model``'s own. Padding, the
+            ``[-1, 1]`` mapping and the top-5% magnitudes always run in float32.
+        channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the flow model's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:
@@ -200,6 +206,8 @@ class DynamicDegree(PerVideoMeanMetric):
         crop_flow: bool = False,
         batch_size: int = 4,
         flow_model: BackboneRef | None = None,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -221,6 +229,7 @@ class DynamicDegree(PerVideoMeanMetric):
             flow_model = raft_ref(weights, num_flow_updates)
         elif not isinstance(flow_model, BackboneRef):
             raise ValueError(f"`flow_model` must be a BackboneRef, got {type(flow_model).__name__}")
+        flow_model = with_inference(flow_model, precision, channels_last)
         self.fps = fps
         self.target_fps = target_fps
         self.top_fraction = top_fraction
@@ -263,10 +272,21 @@ class DynamicDegree(PerVideoMeanMetric):
         second = torch.tensor(second_idx, device=videos.device)
         scores = []
         with torch.no_grad():
-            for start in range(0, len(first_idx), self.batch_size):
-                image1 = self._to_255(frames[first[start : start + self.batch_size]])
-                image2 = self._to_255(frames[second[start : start + self.batch_size]])
-                flow = net(image1, image2, crop=self.crop_flow)
+            pair_flows = getattr(net, "pair_flows", None)
+            if callable(pair_flows):  # PaddedFlowNet: pairs of all videos together, shared frame encodings
+                flows = pair_flows(
+                    lambda idx: self._to_255(frames[idx]), first, second, self.batch_size, self.crop_flow
+                )
+            else:
+                flows = (
+                    net(
+                        self._to_255(frames[first[start : start + self.batch_size]]),
+                        self._to_255(frames[second[start : start + self.batch_size]]),
+                        crop=self.crop_flow,
+                    )
+                    for start in range(0, len(first_idx), self.batch_size)
+                )
+            for flow in flows:
                 scores.append(top_fraction_mean(flow, self.top_fraction))
         return torch.cat(scores), counts
 

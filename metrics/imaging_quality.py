@@ -31,6 +31,7 @@ from torch import Tensor
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.musiq import musiq_ref
+from metrics.consistency import with_inference
 from metrics.video import check_video
 
 __all__ = ["ImagingQuality", "vbench_iq_size"]
@@ -90,6 +91,10 @@ class ImagingQuality(PerVideoMeanMetric):
         batch_size: frames per MUSIQ call (frames of one batch share their size).
         backbone: a :class:`~metrics.backbones.cache.BackboneRef` replacing MUSIQ (a network mapping
             ``[N, 3, H, W]`` floats in [0, 1] to ``[N]`` scores).
+        precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
+            ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``backbone``'s own. VBench's
+            512 px cap and MUSIQ's multi-scale patch extraction always run in float32.
+        channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the backbone's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:
@@ -109,6 +114,8 @@ class ImagingQuality(PerVideoMeanMetric):
         size_cap: int = 512,
         batch_size: int = 32,
         backbone: BackboneRef | None = None,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -122,6 +129,7 @@ class ImagingQuality(PerVideoMeanMetric):
             backbone = musiq_ref(weights)
         elif not isinstance(backbone, BackboneRef):
             raise ValueError(f"`backbone` must be a BackboneRef, got {type(backbone).__name__}")
+        backbone = with_inference(backbone, precision, channels_last)
         self.preprocess_mode = preprocess_mode
         self.size_cap = size_cap
         self.batch_size = batch_size

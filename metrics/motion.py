@@ -26,6 +26,7 @@ from torchmetrics.utilities import rank_zero_warn
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.amt import MIN_PADDED_SIZE, amt_s_ref, pad_replicate, padding_for, unpad
 from metrics.backbones.cache import BackboneRef
+from metrics.consistency import with_inference
 from metrics.video import check_video, first_frames, to_uint8
 
 __all__ = ["MotionSmoothness", "black_prediction_scores", "motion_smoothness_scores", "vbench_scale_factor"]
@@ -98,6 +99,11 @@ def motion_smoothness_scores(
     clipped and **truncated** to uint8. With ``MAD_k`` the mean absolute uint8 difference over H x W x 3 of
     pair k, the score is ``(255 - mean_k MAD_k) / 255``. For even T the last frame has no prediction and is
     unused. All pairs of the batch go through ``network`` together, ``batch_size`` pairs per call.
+
+    Each inner even frame is an input of two interpolations, yet AMT-S's encoders cannot be shared between
+    them: AMT subtracts the mean intensity of *both* frames of a pair before encoding, so the same frame
+    enters the encoders with a different offset in each of its pairs (and the pyramid encoder has no
+    normalisation that would cancel it), so every pair is encoded in full, as in VBench.
     """
     b, t = videos.shape[:2]
     num_inputs = (t + 1) // 2
@@ -191,6 +197,10 @@ class MotionSmoothness(PerVideoMeanMetric):
         small_frames: frames under 113 px: ``"vbench"`` (reproduce VBench's black-prediction artefact),
             ``"pad"`` (pad to AMT-S's 128-px minimum) or ``"error"``.
         num_frames: use only the first ``num_frames`` frames (None = all, as VBench).
+        precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
+            ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``interpolator``'s own. Padding,
+            ``/ 255`` and the truncation to uint8 always run in float32.
+        channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the interpolator's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
     Example:
@@ -215,6 +225,8 @@ class MotionSmoothness(PerVideoMeanMetric):
         scale_factor: float | str = 1.0,
         small_frames: str = "vbench",
         num_frames: int | None = None,
+        precision: str | None = None,
+        channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -230,7 +242,8 @@ class MotionSmoothness(PerVideoMeanMetric):
             raise ValueError(f"`small_frames` must be one of {_SMALL_FRAME_MODES}, got {small_frames!r}")
         if interpolator is not None and not isinstance(interpolator, BackboneRef):
             raise ValueError(f"`interpolator` must be a BackboneRef, got {type(interpolator).__name__}")
-        self.backbone = interpolator if interpolator is not None else amt_s_ref(weights)
+        backbone = interpolator if interpolator is not None else amt_s_ref(weights)
+        self.backbone = with_inference(backbone, precision, channels_last)
         self.batch_size = batch_size
         self.scale_factor = scale_factor
         self.small_frames = small_frames

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
+from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision, to_layout
 from metrics.backbones.weights import REGISTRY, WeightsChecksumError, resolve_weights, torch_load, verify_file
 
 __all__ = [
@@ -487,6 +488,19 @@ class AMTS(nn.Module):
         if weights is not None:
             self.load_state_dict(load_amt_checkpoint(weights), strict=True)
 
+    #: inference precision and layout (:meth:`configure_inference`; the backbone cache sets them)
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """Run the interpolation at ``precision`` (see :mod:`metrics.backbones.precision`), convolutions in
+        ``channels_last`` layout. The metric's padding and ``/ 255`` happen before the call and its uint8
+        truncation after it, in float32; ``imgt_pred`` is always float32."""
+        check_precision(precision, channels_last)
+        self.precision, self.channels_last = precision, channels_last
+        if channels_last:
+            _set_module_layout(self)
+
     def _lookup(
         self,
         corr_fn: _BidirectionalCorrelation,
@@ -558,6 +572,21 @@ class AMTS(nn.Module):
         eval: bool = True,
     ) -> dict[str, Tensor | list[Tensor]]:
         """Interpolate the frame at time ``embt`` between ``img0`` (t=0) and ``img1`` (t=1)."""
+        with inference_precision(self.precision, img0.device):
+            out = self._forward(
+                to_layout(img0, self.channels_last),
+                to_layout(img1, self.channels_last),
+                embt,
+                scale_factor,
+                eval,
+            )
+        if self.precision == "fp32":
+            return out
+        return {k: v.float() if isinstance(v, Tensor) else [t.float() for t in v] for k, v in out.items()}
+
+    def _forward(
+        self, img0: Tensor, img1: Tensor, embt: Tensor | float, scale_factor: float, eval: bool
+    ) -> dict[str, Tensor | list[Tensor]]:
         n = img0.shape[0]
         if not isinstance(embt, Tensor):
             embt = torch.tensor(float(embt))

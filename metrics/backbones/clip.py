@@ -17,6 +17,8 @@ Precision: ``fp16=True`` reproduces openai-clip's ``clip.load(..., device="cuda"
 conv/linear/attention weights and the projection in float16, LayerNorms computed in float32, class and
 position embeddings cast on the fly; inputs are cast to float16. As in openai-clip it applies on CUDA only
 (CPU stays float32). Default False: float32 everywhere, reproducible across GPUs (spec/vbench.md s8.4).
+The backbone cache's ``precision`` (``"tf32"``/``"bf16"``, :meth:`CLIPImageEncoder.configure_inference`) is
+the other way to trade accuracy for speed; it cannot be combined with ``fp16=True``.
 
 :func:`clip_vbench_preprocess` is VBench's ``clip_transform(224)`` on tensors: bicubic shorter side -> 224
 (no antialiasing, no clamping of the bicubic overshoot), centre crop 224, /255, CLIP mean/std.
@@ -46,6 +48,7 @@ from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.dino import normalize_channels, short_side_resize_shape, to_0_255
+from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision, to_layout
 from metrics.backbones.weights import resolve_weights, torch_load
 
 __all__ = [
@@ -211,6 +214,27 @@ class CLIPImageEncoder(nn.Module):
         self.fp16 = fp16
         self._converted = False
 
+    #: inference precision and layout (:meth:`configure_inference`; the backbone cache sets them)
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """Run the image tower at ``precision`` (see :mod:`metrics.backbones.precision`); ``channels_last``
+        stores its patch convolution NHWC. Inputs arrive preprocessed in float32 (the resize stays exact).
+
+        Raises:
+            ValueError: ``precision`` other than ``"fp32"`` on an ``fp16=True`` encoder (two precisions).
+        """
+        check_precision(precision, channels_last)
+        if self.fp16 and precision != "fp32":
+            raise ValueError(
+                f"`precision={precision!r}` cannot be combined with `fp16=True` (VBench's float16 CLIP); "
+                "use one of them"
+            )
+        self.precision, self.channels_last = precision, channels_last
+        if channels_last:
+            _set_module_layout(self.visual)
+
     def use_fp16(self, device: torch.device) -> bool:
         """Whether the float16 path applies on ``device`` (openai-clip: CUDA only)."""
         return self.fp16 and device.type == "cuda"
@@ -225,7 +249,9 @@ class CLIPImageEncoder(nn.Module):
             raise ValueError(f"`x` must be [N, 3, H, W], got shape {tuple(x.shape)}")
         if self.use_fp16(x.device) and not self._converted:
             self._convert_to_fp16()
-        return self.visual(x.to(self.visual.conv1.weight.dtype)).float()
+        x = to_layout(x.to(self.visual.conv1.weight.dtype), self.channels_last)
+        with inference_precision(self.precision, x.device):
+            return self.visual(x).float()
 
 
 def _config_tag(cfg: dict[str, Any]) -> str:

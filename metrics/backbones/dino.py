@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
+from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision, to_layout
 from metrics.backbones.weights import load_checkpoint
 
 __all__ = [
@@ -216,7 +217,7 @@ class DinoVisionTransformer(nn.Module):
             smaller values build the same network family for smoke runs and tests).
 
     Input: ImageNet-normalised float ``[N, 3, H, W]`` with ``H, W >= patch_size`` (any aspect ratio).
-    Output: float ``[N, embed_dim]``.
+    Output: float ``[N, embed_dim]`` (float32 at every :meth:`configure_inference` precision).
 
     Example:
         >>> import torch
@@ -263,6 +264,19 @@ class DinoVisionTransformer(nn.Module):
             state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
             self.load_state_dict(state, strict=True, assign=True)
 
+    #: inference precision and layout (:meth:`configure_inference`; the backbone cache sets them)
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """Run the transformer at ``precision`` (see :mod:`metrics.backbones.precision`); ``channels_last``
+        stores the patch convolution (the only 4-D weight) NHWC. The input is already preprocessed (the
+        metrics resize and normalise in float32 before calling the network)."""
+        check_precision(precision, channels_last)
+        self.precision, self.channels_last = precision, channels_last
+        if channels_last:
+            _set_module_layout(self.patch_embed)
+
     def _init_random(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -281,12 +295,14 @@ class DinoVisionTransformer(nn.Module):
         height, width = x.shape[-2:]
         if height < self.patch_size or width < self.patch_size:
             raise ValueError(f"input {height}x{width} is smaller than one {self.patch_size}px patch")
-        tokens = self.patch_embed(x)
-        tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
-        tokens = tokens + interpolate_pos_embed(self.pos_embed, height, width, self.patch_size)
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens[:, 0])  # LayerNorm is per token: normalising only CLS is identical
+        with inference_precision(self.precision, x.device):
+            tokens = self.patch_embed(to_layout(x, self.channels_last))
+            tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
+            tokens = tokens + interpolate_pos_embed(self.pos_embed, height, width, self.patch_size)
+            for block in self.blocks:
+                tokens = block(tokens)
+            out = self.norm(tokens[:, 0])  # LayerNorm is per token: normalising only CLS is identical
+        return out.float()
 
 
 def dino_ref(weights: str | os.PathLike | None = "dino_vitb16", **arch: int) -> BackboneRef:

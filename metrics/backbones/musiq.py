@@ -35,6 +35,7 @@ import pickle
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
+from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision
 from metrics.backbones.weights import REGISTRY, resolve_weights, torch_load
 
 __all__ = ["MUSIQSpaq", "load_musiq_state_dict", "musiq_class", "musiq_ref"]
@@ -107,6 +108,19 @@ class MUSIQSpaq(nn.Module):
         self.net = net
         self.net.training = False  # VBench's switch: pyiqa's multi-scale preprocessing runs when not training
 
+    #: inference precision and layout (:meth:`configure_inference`; the backbone cache sets them)
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """Run the patch network and transformer at ``precision`` (:mod:`metrics.backbones.precision`); the
+        multi-scale preprocessing (bicubic resizes, patch extraction, position hashing) stays float32.
+        ``channels_last`` stores the ResNet stem's convolutions NHWC."""
+        check_precision(precision, channels_last)
+        self.precision, self.channels_last = precision, channels_last
+        if channels_last:
+            _set_module_layout(self.net)
+
     def train(self, mode: bool = True) -> MUSIQSpaq:
         """Set submodules' mode; the wrapped MUSIQ's own flag stays False (its preprocessing stays on)."""
         super().train(mode)
@@ -120,8 +134,20 @@ class MUSIQSpaq(nn.Module):
                 f"MUSIQ takes float RGB images [N, 3, H, W] in [0, 1], got shape {tuple(images.shape)} "
                 f"and dtype {images.dtype}"
             )
+        from pyiqa.data.multiscale_trans_util import get_multiscale_patches
+
         dtype = next(self.net.parameters()).dtype
-        return self.net(images.to(dtype)).reshape(images.shape[0]).float()
+        # pyiqa's own preprocessing, done here (same operations) so that it stays outside the precision
+        # context; the network is then told (training flag) that it gets ready-made patch sequences.
+        x = (images.to(dtype) - 0.5) * 2
+        patches = get_multiscale_patches(x, **self.net.data_preprocess_opts)
+        self.net.training = True
+        try:
+            with inference_precision(self.precision, images.device):
+                scores = self.net(patches)
+        finally:
+            self.net.training = False
+        return scores.reshape(images.shape[0]).float()
 
 
 def musiq_ref(weights: str | os.PathLike | None = "musiq_spaq") -> BackboneRef:

@@ -37,13 +37,20 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
+from metrics.backbones.precision import (
+    _set_module_layout,
+    check_precision,
+    fold_batchnorm,
+    inference_precision,
+    to_layout,
+)
 from metrics.backbones.weights import WeightsUnavailableError, load_checkpoint, resolve_weights
 
 __all__ = [
@@ -294,12 +301,26 @@ class PaddedFlowNet(nn.Module):
     with :func:`pad_to_multiple`, calls :meth:`flow_padded` and returns the ``[N, 2, H', W']`` flow in pixels
     (``u`` = x displacement, ``v`` = y displacement), cropped back to ``H x W`` unless ``crop=False``.
     Subclasses implement :meth:`flow_padded`; tests use this to inject known flow fields.
+    :meth:`pair_flows` computes the flows of many frame pairs chunk by chunk (subclasses may share work
+    between pairs that have a frame in common). :meth:`flow_padded` runs at the ``precision`` set by
+    :meth:`configure_inference`; padding and the returned flow are float32.
     """
 
     #: padding multiple of the network's input
     multiple: int = 8
     #: smallest padded height/width the network accepts
     min_padded_size: int = 1
+    #: inference precision and layout (:meth:`configure_inference`; the backbone cache sets them)
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """Run :meth:`flow_padded` at ``precision`` (see :mod:`metrics.backbones.precision`), with 4-D
+        weights and the padded frames in ``channels_last`` layout."""
+        check_precision(precision, channels_last)
+        self.precision, self.channels_last = precision, channels_last
+        if channels_last:
+            _set_module_layout(self)
 
     def flow_padded(self, image1: Tensor, image2: Tensor) -> Tensor:
         """Flow ``[N, 2, Hp, Wp]`` between padded float [0, 255] frames."""
@@ -310,6 +331,43 @@ class PaddedFlowNet(nn.Module):
         return max(1, self.min_padded_size - self.multiple + 1)
 
     def forward(self, image1: Tensor, image2: Tensor, crop: bool = True) -> Tensor:
+        self._check_frames(image1, image2)
+        pair = torch.cat([image1, image2])
+        padded, pads = pad_to_multiple(pair, self.multiple)
+        first, second = padded.chunk(2)
+        with inference_precision(self.precision, first.device):
+            flow = self.flow_padded(
+                to_layout(first, self.channels_last), to_layout(second, self.channels_last)
+            )
+        flow = flow.float()
+        return crop_padding(flow, pads) if crop else flow
+
+    def pair_flows(
+        self,
+        frames_at: Callable[[Tensor], Tensor],
+        first: Tensor,
+        second: Tensor,
+        batch_size: int = 4,
+        crop: bool = True,
+    ) -> Iterator[Tensor]:
+        """Flows from frame ``first[i]`` to frame ``second[i]``, ``batch_size`` pairs per yielded tensor.
+
+        Args:
+            frames_at: ``frames_at(indices)`` returns those frames as float ``[n, 3, H, W]`` in [0, 255]
+                (so a caller never converts more frames than one chunk needs).
+            first, second: int64 ``[P]`` frame indices.
+            batch_size: pairs per network call.
+            crop: as in :meth:`forward`.
+
+        Yields:
+            float32 ``[n, 2, H', W']`` flows of consecutive chunks of pairs, in order. This base version calls
+            :meth:`forward` per chunk; :class:`RAFTLarge` encodes each frame once.
+        """
+        for start in range(0, first.numel(), batch_size):
+            stop = start + batch_size
+            yield self(frames_at(first[start:stop]), frames_at(second[start:stop]), crop=crop)
+
+    def _check_frames(self, image1: Tensor, image2: Tensor) -> None:
         if image1.ndim != 4 or image1.shape != image2.shape or image1.shape[1] != 3:
             raise ValueError(
                 f"flow inputs must be two [N, 3, H, W] batches of the same shape, got {tuple(image1.shape)} "
@@ -323,11 +381,6 @@ class PaddedFlowNet(nn.Module):
                 f"{type(self).__name__} needs frames of at least {self.min_frame_size()} px per side (padded "
                 f"to a multiple of {self.multiple}: >= {self.min_padded_size}), got {h}x{w}"
             )
-        pair = torch.cat([image1, image2])
-        padded, pads = pad_to_multiple(pair, self.multiple)
-        first, second = padded.chunk(2)
-        flow = self.flow_padded(first, second)
-        return crop_padding(flow, pads) if crop else flow
 
 
 class RAFTLarge(PaddedFlowNet):
@@ -367,12 +420,88 @@ class RAFTLarge(PaddedFlowNet):
         self.raft = net
         self.num_flow_updates = num_flow_updates
 
+    def configure_inference(self, precision: str, channels_last: bool) -> None:
+        """As :meth:`PaddedFlowNet.configure_inference`; off float32 the context encoder's BatchNorms are
+        also folded into its convolutions (the feature encoder's instance norms cannot be)."""
+        check_precision(precision, channels_last)
+        if precision != "fp32":
+            self.raft.context_encoder = fold_batchnorm(self.raft.context_encoder)
+        super().configure_inference(precision, channels_last)
+
+    def _normalise(self, padded: Tensor) -> Tensor:
+        """Padded [0, 255] frames -> RAFT's input ``2 * (x / 255) - 1`` in the network's dtype."""
+        return (2.0 * (padded / 255.0) - 1.0).to(next(self.raft.parameters()).dtype)
+
+    def _refine(self, image1: Tensor, fmap1: Tensor, fmap2: Tensor) -> Tensor:
+        """torchvision ``raft_large.forward`` after its feature encoder; returns the last upsampled flow.
+
+        The network's own submodules and the same operations in the same order (correlation pyramid, context
+        encoder on ``image1``, ``num_flow_updates`` GRU updates), except that the mask predictor and the
+        convex upsampling run once, after the last update: torchvision computes them after every update to
+        return all intermediate flows, of which VBench uses only the last.
+        """
+        from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
+
+        raft = self.raft
+        n, _, h, w = image1.shape
+        raft.corr_block.build_pyramid(fmap1, fmap2)
+        context_out = raft.context_encoder(image1)
+        hidden_size = raft.update_block.hidden_state_size
+        hidden, context = torch.split(context_out, [hidden_size, context_out.shape[1] - hidden_size], dim=1)
+        hidden, context = torch.tanh(hidden), F.relu(context)
+        coords0 = make_coords_grid(n, h // 8, w // 8).to(fmap1.device)
+        coords1 = make_coords_grid(n, h // 8, w // 8).to(fmap1.device)
+        for _ in range(self.num_flow_updates):
+            corr = raft.corr_block.index_pyramid(centroids_coords=coords1)
+            hidden, delta = raft.update_block(hidden, context, corr, coords1 - coords0)
+            coords1 = coords1 + delta
+        up_mask = None if raft.mask_predictor is None else raft.mask_predictor(hidden)
+        return upsample_flow(flow=coords1 - coords0, up_mask=up_mask)
+
     def flow_padded(self, image1: Tensor, image2: Tensor) -> Tensor:
         """[0, 255] padded frames -> ``2 * (x / 255) - 1`` -> RAFT -> last upsampled flow."""
-        dtype = next(self.raft.parameters()).dtype
-        x1 = (2.0 * (image1 / 255.0) - 1.0).to(dtype)
-        x2 = (2.0 * (image2 / 255.0) - 1.0).to(dtype)
-        return self.raft(x1, x2, num_flow_updates=self.num_flow_updates)[-1].float()
+        x1, x2 = self._normalise(image1), self._normalise(image2)
+        fmap1, fmap2 = torch.chunk(self.raft.feature_encoder(torch.cat([x1, x2], dim=0)), 2, dim=0)
+        return self._refine(x1, fmap1, fmap2).float()
+
+    def pair_flows(
+        self,
+        frames_at: Callable[[Tensor], Tensor],
+        first: Tensor,
+        second: Tensor,
+        batch_size: int = 4,
+        crop: bool = True,
+    ) -> Iterator[Tensor]:
+        """As :meth:`PaddedFlowNet.pair_flows`, with each frame through the feature encoder only once.
+
+        torchvision's forward encodes ``cat([image1, image2])``, so along a video every inner frame is
+        encoded twice (second frame of one pair, first of the next). Here a chunk encodes only the frames
+        the previous chunk has not (its features are kept for one chunk), the context encoder runs on each
+        pair's first frame as in RAFT, and the updates run per pair (:meth:`_refine`). In float32 the flow
+        equals the per-pair forward's up to the rounding of batched convolutions.
+        """
+        encoded: dict[int, tuple[Tensor, Tensor]] = {}  # frame index -> (network input, feature map)
+        firsts, seconds = first.tolist(), second.tolist()
+        pads = (0, 0, 0, 0)
+        for start in range(0, len(firsts), batch_size):
+            idx1, idx2 = firsts[start : start + batch_size], seconds[start : start + batch_size]
+            needed = list(dict.fromkeys(idx1 + idx2))
+            missing = [i for i in needed if i not in encoded]
+            if missing:
+                frames = frames_at(torch.tensor(missing, device=first.device))
+                self._check_frames(frames, frames)
+                padded, pads = pad_to_multiple(frames, self.multiple)
+                with inference_precision(self.precision, padded.device):
+                    x = self._normalise(to_layout(padded, self.channels_last))
+                    fmaps = self.raft.feature_encoder(x)
+                encoded.update(zip(missing, zip(x.unbind(0), fmaps.unbind(0), strict=True), strict=True))
+            encoded = {i: encoded[i] for i in needed}  # the next chunk starts where this one ends
+            image1 = to_layout(torch.stack([encoded[i][0] for i in idx1]), self.channels_last)
+            fmap1 = torch.stack([encoded[i][1] for i in idx1])
+            fmap2 = torch.stack([encoded[i][1] for i in idx2])
+            with inference_precision(self.precision, image1.device):
+                flow = self._refine(image1, fmap1, fmap2).float()
+            yield crop_padding(flow, pads) if crop else flow
 
 
 def raft_ref(
