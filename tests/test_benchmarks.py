@@ -204,16 +204,26 @@ def test_throughput_profile_counts_frames_for_every_metric_and_pass() -> None:
     from benchmarks.profile import format_profile, profile
 
     result = profile("smoke", videos=2, frames=4, size=(128, 96), batch_size=2)
-    assert list(result["passes"]) == ["preset", "pooled", "pooled, cached reference"]
+    assert list(result["passes"]) == [
+        "preset",
+        "pooled",
+        "pooled, cached reference",
+        "preset, cached features",
+    ]
     for name, run in result["passes"].items():
         assert run["total_s"] > 0 and run["suite_frames_per_s"] == pytest.approx(2 * 4 / run["total_s"])
+        # 2 whole-body videos always; face/hand crops add the videos where the region was found
+        assert 2 <= run["video_regions"] <= 6 and run["regions_scored"] >= 1
+        assert run["ms_per_video_region"] == pytest.approx(1000 * run["total_s"] / run["video_regions"])
         whole_body_frames = 2 * 4
         for key in ("SSIM", "PSNR", "FID", "FVD", "E-FID"):
             entry = run["per_metric"][key]
             # whole body always counts 8 generated frames; face/hand crops add their kept frames
             assert entry["frames"] >= whole_body_frames and entry["frames_per_s"] > 0, (name, key, entry)
     table = format_profile(result)
-    assert "whole suite" in table and "pooled, cached reference" in table
+    assert "whole suite" in table and "pooled, cached reference" in table and "ms per video-region" in table
+    with pytest.raises(ValueError, match="--metrics"):
+        profile("smoke", videos=1, frames=2, metric_keys=["NOPE"])
 
 
 # ------------------------------------------------------------------------------------------- pipeline
