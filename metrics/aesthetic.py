@@ -64,7 +64,8 @@ class AestheticQuality(PerVideoMeanMetric):
         precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
             ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``feature_extractor``'s own.
             Applies to CLIP only: the resize and normalisation before it and the LAION head after it always
-            run in float32; not combinable with ``fp16=True``.
+            run in float32; not combinable with ``fp16=True``. bf16 + channels_last vs fp32 (ViT-L/14,
+            random init, 2 x 16 frames at 256 px, CPU): score |diff| 1.7e-5.
         channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the extractor's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 

@@ -227,7 +227,8 @@ class SubjectConsistency(_FrameConsistency):
             :func:`~metrics.backbones.dino.dino_ref`). ``weights`` is then ignored.
         precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
             ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``feature_extractor``'s own.
-            The resize and normalisation always run in float32.
+            The resize and normalisation always run in float32. bf16 + channels_last vs fp32 (DINO
+            ViT-B/16, random init, 2 x 16 frames at 256 px, CPU): score |diff| 1.0e-4.
         channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the extractor's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
@@ -278,6 +279,8 @@ class BackgroundConsistency(_FrameConsistency):
         precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
             ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``feature_extractor``'s own.
             The resize and normalisation always run in float32; not combinable with ``fp16=True``.
+            bf16 + channels_last vs fp32 (CLIP ViT-B/32, random init, 2 x 16 frames at 256 px, CPU):
+            score |diff| 1.2e-4.
         channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the extractor's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 

@@ -176,7 +176,9 @@ class DynamicDegree(PerVideoMeanMetric):
             frames).
         precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
             ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``flow_model``'s own. Padding, the
-            ``[-1, 1]`` mapping and the top-5% magnitudes always run in float32.
+            ``[-1, 1]`` mapping and the top-5% magnitudes always run in float32. bf16 + channels_last vs
+            fp32 (RAFT-large, random init, 256 px frames, CPU): pair scores ``m_j`` within 5e-3 relative
+            (a decision can flip for a pair within that margin of the threshold).
         channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the flow model's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 

@@ -93,7 +93,9 @@ class ImagingQuality(PerVideoMeanMetric):
             ``[N, 3, H, W]`` floats in [0, 1] to ``[N]`` scores).
         precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
             ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``backbone``'s own. VBench's
-            512 px cap and MUSIQ's multi-scale patch extraction always run in float32.
+            512 px cap and MUSIQ's multi-scale patch extraction always run in float32. bf16 +
+            channels_last vs fp32 (random init, 2 x 16 frames at 256 px, CPU): score |diff| 3.4e-5
+            (0.0034 MOS points).
         channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the backbone's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 

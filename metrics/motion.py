@@ -199,7 +199,8 @@ class MotionSmoothness(PerVideoMeanMetric):
         num_frames: use only the first ``num_frames`` frames (None = all, as VBench).
         precision: backbone inference ``"fp32"`` (default for the built-in networks: parity), ``"tf32"`` or
             ``"bf16"`` (see :mod:`metrics.backbones.precision`); None keeps ``interpolator``'s own. Padding,
-            ``/ 255`` and the truncation to uint8 always run in float32.
+            ``/ 255`` and the truncation to uint8 always run in float32. bf16 + channels_last vs fp32
+            (AMT-S, random init, 2 x 16 frames at 256 px, CPU): score |diff| 4.4e-5.
         channels_last: NHWC backbone layout (faster with cuDNN / oneDNN); None keeps the interpolator's own.
         kwargs: torchmetrics ``Metric`` keyword arguments.
 
