@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision, to_layout
+from metrics.backbones.precision import check_precision, inference_precision, set_module_layout, to_layout
 from metrics.backbones.weights import REGISTRY, WeightsChecksumError, resolve_weights, torch_load, verify_file
 
 __all__ = [
@@ -499,7 +499,7 @@ class AMTS(nn.Module):
         check_precision(precision, channels_last)
         self.precision, self.channels_last = precision, channels_last
         if channels_last:
-            _set_module_layout(self)
+            set_module_layout(self)
 
     def _lookup(
         self,

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.dino import normalize_channels, short_side_resize_shape, to_0_255
-from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision, to_layout
+from metrics.backbones.precision import check_precision, inference_precision, set_module_layout, to_layout
 from metrics.backbones.weights import resolve_weights, torch_load
 
 __all__ = [
@@ -233,7 +233,7 @@ class CLIPImageEncoder(nn.Module):
             )
         self.precision, self.channels_last = precision, channels_last
         if channels_last:
-            _set_module_layout(self.visual)
+            set_module_layout(self.visual)
 
     def use_fp16(self, device: torch.device) -> bool:
         """Whether the float16 path applies on ``device`` (openai-clip: CUDA only)."""

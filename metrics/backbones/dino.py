@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision, to_layout
+from metrics.backbones.precision import check_precision, inference_precision, set_module_layout, to_layout
 from metrics.backbones.weights import load_checkpoint
 
 __all__ = [
@@ -275,7 +275,7 @@ class DinoVisionTransformer(nn.Module):
         check_precision(precision, channels_last)
         self.precision, self.channels_last = precision, channels_last
         if channels_last:
-            _set_module_layout(self.patch_embed)
+            set_module_layout(self.patch_embed)
 
     def _init_random(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)

@@ -35,7 +35,7 @@ import pickle
 from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
-from metrics.backbones.precision import _set_module_layout, check_precision, inference_precision
+from metrics.backbones.precision import check_precision, inference_precision, set_module_layout
 from metrics.backbones.weights import REGISTRY, resolve_weights, torch_load
 
 __all__ = ["MUSIQSpaq", "load_musiq_state_dict", "musiq_class", "musiq_ref"]
@@ -119,7 +119,7 @@ class MUSIQSpaq(nn.Module):
         check_precision(precision, channels_last)
         self.precision, self.channels_last = precision, channels_last
         if channels_last:
-            _set_module_layout(self.net)
+            set_module_layout(self.net)
 
     def train(self, mode: bool = True) -> MUSIQSpaq:
         """Set submodules' mode; the wrapped MUSIQ's own flag stays False (its preprocessing stays on)."""

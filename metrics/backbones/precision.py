@@ -42,6 +42,7 @@ __all__ = [
     "check_precision",
     "fold_batchnorm",
     "inference_precision",
+    "set_module_layout",
     "to_layout",
 ]
 
@@ -115,7 +116,7 @@ def _to_float32(out: Any) -> Any:
     return out
 
 
-def _set_module_layout(net: nn.Module) -> nn.Module:
+def set_module_layout(net: nn.Module) -> nn.Module:
     """Convert 4-D parameters to channels_last and 5-D ones to channels_last_3d (in place)."""
     for param in net.parameters():
         if param.ndim == 4:
@@ -162,7 +163,7 @@ class InferenceRunner(nn.Module):
         if precision != "fp32":
             net = fold_batchnorm(net)
         if channels_last:
-            net = _set_module_layout(net)
+            net = set_module_layout(net)
         self.net = net
         self.precision = precision
         self.channels_last = channels_last

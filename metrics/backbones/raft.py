@@ -45,10 +45,10 @@ from torch import Tensor, nn
 
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.precision import (
-    _set_module_layout,
     check_precision,
     fold_batchnorm,
     inference_precision,
+    set_module_layout,
     to_layout,
 )
 from metrics.backbones.weights import WeightsUnavailableError, load_checkpoint, resolve_weights
@@ -320,7 +320,7 @@ class PaddedFlowNet(nn.Module):
         check_precision(precision, channels_last)
         self.precision, self.channels_last = precision, channels_last
         if channels_last:
-            _set_module_layout(self)
+            set_module_layout(self)
 
     def flow_padded(self, image1: Tensor, image2: Tensor) -> Tensor:
         """Flow ``[N, 2, Hp, Wp]`` between padded float [0, 255] frames."""
