@@ -38,8 +38,8 @@ absolute; the cached second evaluation gives the same numbers. At bf16 the pixel
 
 The run is long on a CPU: the script's sqrtm of a 2048 x 2048 matrix takes 20-45 s on 2 cores, twice per
 pair, and the real networks cost ~5.7 GFLOP per Inception frame and ~56 GFLOP per 16-frame I3D clip on
-both sides. The full run (5 pairs, 512 x 512) takes about 15 minutes on 2 quiet cores, the quick one
-(1 pair, 128 x 128) about 3.
+both sides. The full run (5 pairs, 512 x 512, one round) took 18 CPU-minutes (31 minutes of wall time on
+2 cores shared with other jobs), the quick one (1 pair, 128 x 128) about 4 CPU-minutes.
 
 Only the whole-body region (full frames) is scored: cropping is benchmarked separately (``crops``).
 
@@ -281,7 +281,8 @@ def measure_pipeline(
             frechet[name].append(cached.bucket.get("frechet", 0.0))
 
     with quiet():
-        for side in ours.values():  # warm-up: backbones built and calibrated, kernels chosen
+        warm = [*ours.values(), *([cached] if cached is not None else [])]
+        for side in warm:  # warm-up: backbones built and calibrated, kernels chosen (the cache is cleared)
             side(gen_t[:1, :2], ref_t[:1, :2])
         order = ["reference", *ours, *(["cached"] if cached is not None else [])]
         for r in range(rounds):
