@@ -38,6 +38,11 @@ ALL = (
     "callback_overhead",
     "memory",
 )
+#: Benchmarks with real-size networks (Inception-v3, I3D, DINO, CLIP-L, RAFT, MUSIQ): minutes each on 2 cores.
+#: Their plumbing and number checks are tested below on tiny networks; `.ci/run` runs the pipeline's quick
+#: --check as its own step, outside the 10-minute test suite.
+REAL_NETWORKS = ("pipeline", "vbench")
+LIGHT = tuple(name for name in ALL if name not in REAL_NETWORKS)
 
 
 def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -53,8 +58,7 @@ def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path_factory.mktemp("bench") / "quick.json"
-    # vbench and pipeline run real networks (the pipeline also the script's 2048-d sqrtm): minutes each
-    proc = _run("--quick", "--check", "--json", str(out), timeout=1200)
+    proc = _run("--quick", "--check", "--only", *LIGHT, "--json", str(out), timeout=540)
     payload = json.loads(out.read_text()) if out.exists() else {}
     return proc, payload
 
@@ -69,7 +73,7 @@ def test_quick_check_passes_and_writes_json(quick_run: tuple[subprocess.Complete
     assert payload["mode"] == "quick"
     assert payload["check"] == {"enabled": True, "passed": True, "failures": []}
     results = {r["name"]: r for r in payload["results"]}
-    assert tuple(results) == ALL
+    assert tuple(results) == LIGHT
     for name, res in results.items():
         assert res["error"] is None, (name, res["notes"])
         assert res["mode"] == "quick" and res["device"] in ("cpu", "cuda")
