@@ -8,8 +8,8 @@ ratio misses its threshold is measured again (``--retries``, default once) befor
 on a shared machine a burst of load from another job can slow one side of a single run several-fold.
 
 Examples:
-    python -m benchmarks --quick --check          # CI: about a minute on 2 CPU cores
-    python -m benchmarks --json bench.json        # full run (about 10-15 minutes on 2 CPU cores)
+    python -m benchmarks --quick --check          # a few minutes on 2 CPU cores (real networks)
+    python -m benchmarks --json bench.json        # full run (about an hour on 2 CPU cores: real networks)
     python -m benchmarks --only ssim edges --quick
 """
 
@@ -60,7 +60,7 @@ def parse_args(argv: Sequence[str] | None, names: Sequence[str]) -> argparse.Nam
         prog="python -m benchmarks",
         description="Speed-regression benchmarks: our code vs a baseline in the same process, as ratios.",
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (CI, < 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (CI)")
     parser.add_argument("--check", action="store_true", help="exit 1 on a regression or correctness mismatch")
     parser.add_argument("--json", metavar="OUT", help="write all results to this JSON file")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=list(names), help="run only these")
