@@ -86,20 +86,22 @@ def consistency_pair_scores(features: Tensor) -> Tensor:
     return (to_previous + to_first) / 2.0
 
 
-def with_inference(backbone: BackboneRef, precision: str | None, channels_last: bool | None) -> BackboneRef:
-    """``backbone`` at ``precision`` / ``channels_last`` (None keeps the ref's own); invalid values raise a
-    ValueError naming the argument (:func:`~metrics.backbones.precision.check_precision`).
+def with_inference(backbone: Any, precision: str | None, channels_last: bool | None) -> Any:
+    """``backbone`` at ``precision`` / ``channels_last`` (None keeps the ref's own, see
+    :meth:`~metrics.backbones.cache.BackboneRef.with_inference`); invalid values raise a ValueError naming the
+    argument, and so does a precision asked of a backbone that is not a ``BackboneRef``.
 
     Example:
         >>> with_inference(dino_ref(None), "bf16", None).precision
         'bf16'
     """
-    if not isinstance(backbone, BackboneRef) or (precision is None and channels_last is None):
+    if precision is None and channels_last is None:
         return backbone
-    return backbone.with_inference(
-        backbone.precision if precision is None else precision,
-        backbone.channels_last if channels_last is None else channels_last,
-    )
+    if not isinstance(backbone, BackboneRef):
+        raise ValueError(
+            f"`precision` / `channels_last` need a BackboneRef backbone, got {type(backbone).__name__}"
+        )
+    return backbone.with_inference(precision, channels_last)
 
 
 def check_fp16_precision(fp16: bool, precision: str | None) -> None:

@@ -419,11 +419,8 @@ class _VideoFrechet(_FrechetStatistics):
                 f"`reference_cache` must be a metrics.features.FeatureCache or None, got "
                 f"{type(reference_cache).__name__}"
             )
-        if isinstance(backbone, BackboneRef) and (precision is not None or channels_last is not None):
-            backbone = backbone.with_inference(
-                backbone.precision if precision is None else precision,
-                backbone.channels_last if channels_last is None else channels_last,
-            )
+        if isinstance(backbone, BackboneRef):
+            backbone = backbone.with_inference(precision, channels_last)
         mode = mode if mode is not None else ("per_video" if protocol == "jwbdh-v1" else "pooled")
         super().__init__(num_features, mode=mode, covariance=covariance, **kwargs)
         if num_frames is not None and (

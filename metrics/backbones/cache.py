@@ -128,15 +128,21 @@ class BackboneRef:
             channels_last=self.channels_last,
         )
 
-    def with_inference(self, precision: str = "fp32", channels_last: bool = False) -> BackboneRef:
-        """The same backbone at another precision / layout (a separate cached instance).
+    def with_inference(self, precision: str | None = None, channels_last: bool | None = None) -> BackboneRef:
+        """The same backbone at another precision / layout (a separate cached instance); None: keep.
 
         Example:
             >>> ref = BackboneRef("demo_linear", lambda weights: torch.nn.Linear(4, 2))
             >>> ref.with_inference("bf16").precision
             'bf16'
         """
-        return dataclasses.replace(self, precision=precision, channels_last=channels_last)
+        if precision is None and channels_last is None:
+            return self
+        return dataclasses.replace(
+            self,
+            precision=self.precision if precision is None else precision,
+            channels_last=self.channels_last if channels_last is None else channels_last,
+        )
 
     @property
     def fingerprint(self) -> str:
