@@ -3,7 +3,8 @@
 ``jwbdh-eval GENERATED_DIR REFERENCE_DIR`` pairs videos by file name (without extension), crops the regions
 (from ``--keypoints``, or MTCNN faces with ``--detect-faces``), runs a preset's metrics and prints a
 Table-2-style table with the paper's rows for context; ``--out results.csv|.json`` writes the numbers.
-Unreadable videos are reported and skipped; the exit code is 1 if any were skipped, 2 on bad arguments.
+Unreadable videos are reported and skipped; the exit code is 1 if any were skipped, 2 on bad arguments or
+missing checkpoints (all of them are named, with the download command, before any video is decoded).
 
 Reference features (FID, E-FID, FVD) are cached on disk, keyed by the reference file's sha256, its
 keypoints, the frame limit, the region and the backbone's fingerprint (weights, precision, preprocessing):
@@ -161,9 +162,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-feature-cache", action="store_true", help="encode reference videos every run")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    from metrics.backbones.weights import WeightsUnavailableError
+
     try:
         return _run(args)
-    except ValueError as err:
+    except (ValueError, WeightsUnavailableError) as err:
         print(f"jwbdh-eval: error: {err}", file=sys.stderr)
         return 2
 
@@ -179,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from jwbdh_callbacks.logging import results_table
     from jwbdh_callbacks.presets import load_preset, preset_metrics
+    from metrics.backbones.weights import check_weights
     from metrics.features import FeatureCache
     from metrics.suite import AvatarBatch, RegionalSuite
     from metrics.video import read_video
@@ -200,7 +204,9 @@ def _run(args: argparse.Namespace) -> int:
     cache = None if args.no_feature_cache else FeatureCache(feature_cache_dir(args.feature_cache))
     suite = RegionalSuite(
         preset_metrics(cfg), regions=regions, crop_size=cfg.crop_size, reference_cache=cache
-    ).to(device)
+    )
+    check_weights(suite.required_weights())  # every missing checkpoint named before any video is decoded
+    suite = suite.to(device)
     detector = None
     if keypoints is None and "face" in regions:
         from metrics.regions import MTCNNFaceBoxes

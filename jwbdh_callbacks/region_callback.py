@@ -9,7 +9,8 @@ Or pass ``batch_adapter(batch, outputs) -> AvatarBatch``.
 What it does, and the Lightning pitfalls it avoids (spec/lightning.md s4):
 
 * builds the :class:`~metrics.suite.RegionalSuite` in ``setup`` on ``pl_module.device`` (metrics owned by
-  a callback are not moved by Lightning);
+  a callback are not moved by Lightning) and resolves every checkpoint it needs there, so that missing
+  weights fail before training with one message naming all of them and the download command;
 * never evaluates during the sanity check; the every-N-epochs decision uses ``trainer.current_epoch``,
   identical on all ranks, and skips update and compute together;
 * updates under ``torch.inference_mode`` (the validation loop's own mode, so states never become inference
@@ -45,6 +46,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from jwbdh_callbacks.logging import MediaLogger, log_scalars, side_by_side
 from jwbdh_callbacks.presets import PresetConfig, load_preset, preset_metrics
+from metrics.backbones.weights import check_weights
 from metrics.features import FeatureCache
 from metrics.suite import AvatarBatch, RegionalSuite
 
@@ -137,13 +139,16 @@ class JWBDHCallback(Callback):
         if self.suite is not None:
             self.suite.to(pl_module.device)
             return
-        self.suite = RegionalSuite(
+        suite = RegionalSuite(
             preset_metrics(self.config),
             regions=self.config.regions,
             crop_size=self.config.crop_size,
             min_region_frames=self.config.min_region_frames,
             reference_cache=FeatureCache() if self.cache_reference_features else None,
-        ).to(pl_module.device)
+        )
+        # Fail before training, naming every missing checkpoint, not at the first evaluation epoch.
+        check_weights(suite.required_weights())
+        self.suite = suite.to(pl_module.device)
         if self._restored_reference:
             self.suite.set_reference_statistics(self._restored_reference)
         kind = "calibrated" if self.config.calibrated else "UNCALIBRATED"

@@ -387,6 +387,24 @@ class RegionalSuite(nn.Module):
         self.skipped = dict.fromkeys(self.regions, 0)
         self.skipped_metric = {}
 
+    def required_weights(self) -> list[str]:
+        """Checkpoint specs (registry names or paths) of every backbone the suite's metrics will load.
+
+        For a check before any work (:func:`~metrics.backbones.weights.check_weights`): a missing file then
+        fails at setup with all missing files named, not at the first update after an epoch of training.
+        """
+        from metrics.backbones.cache import BackboneRef
+
+        specs: dict[str, None] = {}
+        for collection in self.collections.values():
+            for metric in collection.values():
+                for value in vars(metric).values():
+                    refs = value if isinstance(value, list | tuple) else (value,)
+                    for ref in refs:
+                        if isinstance(ref, BackboneRef) and ref.weights is not None:
+                            specs[os.fspath(ref.weights)] = None
+        return list(specs)
+
     @property
     def is_calibrated(self) -> bool:
         """False if any metric runs a randomly initialised backbone (smoke preset)."""

@@ -127,3 +127,17 @@ def test_reference_features_are_cached_on_disk_across_runs(folders, tmp_path, ca
     args[3] = str(tmp_path / "kp2.pt")
     assert eval_main([*args, "--feature-cache", str(cache_dir)]) == 0
     assert "3 reused, 3 computed" in capsys.readouterr().err
+
+
+def test_missing_checkpoints_fail_before_any_video_is_decoded(folders, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("JWBDH_WEIGHTS_DIR", raising=False)
+    gen = tmp_path / "g"
+    gen.mkdir()
+    for name in ("clip0", "clip1"):
+        (gen / f"{name}.mp4").write_bytes(b"not a video: decoding it would be reported as a skipped video")
+    code = eval_main([str(gen), str(folders / "reference"), "--preset", "jwbdh-v1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "checkpoint(s) needed are not available" in err
+    assert "inception_v3_imagenet" in err and "i3d_torchscript" in err and "dino_vitb16" in err
+    assert "jwbdh-weights download" in err and "skipping clip0" not in err

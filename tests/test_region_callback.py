@@ -215,6 +215,23 @@ def test_reference_features_cached_across_epochs_give_the_same_numbers(tmp_path)
         JWBDHCallback(preset="smoke", cache_reference_features="yes")
 
 
+def test_missing_checkpoints_fail_in_setup_before_training(tmp_path, monkeypatch):
+    from metrics.backbones.weights import WeightsUnavailableError
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("JWBDH_WEIGHTS_DIR", raising=False)
+    model = ToyGenerator()
+    steps = []
+    model.on_train_batch_start = lambda *a, **k: steps.append(1)
+    cb = JWBDHCallback(preset="jwbdh-v1", every_n_epochs=2, num_media_samples=0)
+    trainer = _trainer(tmp_path, [cb], epochs=2, num_sanity_val_steps=0)
+    with pytest.raises(WeightsUnavailableError) as info:
+        trainer.fit(model, *_loaders(2))
+    text = str(info.value)
+    assert text.startswith("9 checkpoint(s) needed are not available") and not steps
+    assert text.count("jwbdh-weights download") == 1
+
+
 def _fit_metrics(devices: int, tmp_path) -> dict[str, float]:
     cb = JWBDHCallback(preset=_preset(("SSIM", "PSNR", "FID", "SC", "CSIM")), num_media_samples=0)
     trainer = _trainer(tmp_path, [cb], devices=devices, epochs=1, num_sanity_val_steps=0)
@@ -310,3 +327,23 @@ def test_bad_arguments():
         JWBDHCallback(preset="smoke", overrides=["metrics.SSIM.windw=uniform"])
     with pytest.raises(ValueError, match="generated"):
         AvatarBatch.from_dict({"reference": torch.zeros(1)})
+
+
+def test_main_classes_are_exported_from_the_package_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jwbdh_callbacks; assert 'lightning' not in sys.modules, 'eager lightning import'; "
+        "from jwbdh_callbacks import JWBDHCallback, TTSWinRateCallback, load_preset; "
+        "from jwbdh_callbacks.region_callback import JWBDHCallback as A; "
+        "from jwbdh_callbacks.tts_callback import TTSWinRateCallback as B; "
+        "assert JWBDHCallback is A and TTSWinRateCallback is B and load_preset('smoke').name == 'smoke'; "
+        "assert {'JWBDHCallback', 'TTSWinRateCallback', 'load_preset'} <= set(dir(jwbdh_callbacks))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import jwbdh_callbacks
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        jwbdh_callbacks.Nope  # noqa: B018

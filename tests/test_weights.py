@@ -213,3 +213,45 @@ def test_cli_list_path_verify(isolated, capsys):
         weights_main(["download"])
     with pytest.raises(SystemExit):
         weights_main(["path", "no_such_name"])
+
+
+def test_check_weights_names_every_missing_checkpoint_in_one_message(isolated, tmp_path):
+    isolated("toy_a", b"a-bytes")
+    isolated("toy_b", b"b-bytes")
+    payload = isolated("toy_present", b"present")
+    W.cache_dir().mkdir(parents=True)
+    (W.cache_dir() / "toy_present.bin").write_bytes(payload)
+    own = tmp_path / "own.pth"
+    own.write_bytes(b"x")
+    found = W.check_weights(["toy_present", str(own), "facenet-pytorch"])  # a package's own weights: skipped
+    assert found == {"toy_present": W.cache_dir() / "toy_present.bin", str(own): own}
+    with pytest.raises(W.WeightsUnavailableError) as info:
+        W.check_weights(["toy_a", "toy_present", "toy_b", "toy_a", str(tmp_path / "gone.pth")])
+    text = str(info.value)
+    assert text.startswith("3 checkpoint(s) needed are not available (downloads disabled: JWBDH_OFFLINE=1)")
+    assert "toy_a (toy_a.bin, missing" in text and "toy_b (toy_b.bin, missing" in text and "gone.pth" in text
+    assert text.count("jwbdh-weights download") == 1 and "`jwbdh-weights download toy_a toy_b`" in text
+
+
+def test_offline_message_names_the_real_reason(isolated, monkeypatch):
+    isolated("toy_reason", b"r")
+    with pytest.raises(W.WeightsUnavailableError, match=r"downloads are disabled \(JWBDH_OFFLINE=1 set\)"):
+        W.resolve_weights("toy_reason")
+    monkeypatch.delenv("JWBDH_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(W.WeightsUnavailableError) as info:
+        W.resolve_weights("toy_reason", allow_download=False)
+    assert "allow_download=False" in str(info.value) and "JWBDH_OFFLINE" not in str(info.value).split(".")[0]
+
+
+def test_cli_verify_fails_when_a_checkpoint_is_missing(isolated, capsys):
+    payload = isolated("toy_here", b"here")
+    isolated("toy_gone", b"gone")
+    W.cache_dir().mkdir(parents=True)
+    (W.cache_dir() / "toy_here.bin").write_bytes(payload)
+    assert weights_main(["verify", "toy_here"]) == 0
+    assert weights_main(["verify", "toy_here", "toy_gone"]) == 1
+    captured = capsys.readouterr()
+    assert "toy_gone: missing" in captured.out
+    assert "1 of 2 checkpoint(s) missing; `jwbdh-weights download toy_gone`" in captured.err
+    assert weights_main(["verify"]) == 1  # everything in the registry: the real checkpoints are absent here

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import urllib.request
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ __all__ = [
     "WeightsEntry",
     "WeightsUnavailableError",
     "cache_dir",
+    "check_weights",
     "download_weights",
     "load_checkpoint",
     "main",
@@ -414,9 +416,71 @@ def resolve_weights(spec: str | os.PathLike, *, allow_download: bool | None = No
             return candidate
     if allow_download is None:
         allow_download = not _offline()
+        why = f"downloads are disabled ({' and '.join(_offline_variables())} set)"
+    else:
+        why = "this lookup does not download (allow_download=False)"
     if allow_download:
         return download_weights(entry.name)
-    raise _unavailable(entry, "downloads are disabled (JWBDH_OFFLINE/HF_HUB_OFFLINE is set)")
+    raise _unavailable(entry, why)
+
+
+def _offline_variables() -> list[str]:
+    return [
+        f"{var}={os.environ[var]}"
+        for var in ("JWBDH_OFFLINE", "HF_HUB_OFFLINE")
+        if os.environ.get(var, "").strip() not in ("", "0")
+    ]
+
+
+def check_weights(
+    specs: Iterable[str | os.PathLike], *, allow_download: bool | None = None
+) -> dict[str, Path]:
+    """Resolve every checkpoint in ``specs`` NOW, failing once for all of them (fail early, DESIGN s5).
+
+    Registry names and checkpoint paths are resolved (and downloaded where allowed, as a metric would at its
+    first update); anything else (e.g. weights a package ships) is left to its loader. Returns
+    ``{spec: path}``.
+
+    Raises:
+        WeightsUnavailableError: one message naming EVERY missing or corrupt checkpoint, with the single
+            ``jwbdh-weights download ...`` command that fetches the registry ones.
+
+    Example:
+        >>> check_weights([])
+        {}
+    """
+    found: dict[str, Path] = {}
+    problems: list[str] = []
+    missing_names: list[str] = []
+    for spec in dict.fromkeys(os.fspath(s) for s in specs):
+        if spec not in REGISTRY and os.sep not in spec and not spec.endswith((".pt", ".pth", ".bin")):
+            continue
+        try:
+            found[spec] = resolve_weights(spec, allow_download=allow_download)
+        except (WeightsUnavailableError, WeightsChecksumError) as err:
+            if spec in REGISTRY:
+                missing_names.append(spec)
+                entry = REGISTRY[spec]
+                where = ", ".join(str(p) for p in _candidates(entry))
+                kind = "corrupt" if isinstance(err, WeightsChecksumError) else "missing"
+                problems.append(f"{spec} ({entry.filename}, {kind}; searched {where})")
+            else:
+                problems.append(f"{spec} ({err})")
+    if problems:
+        command = f" Run `jwbdh-weights download {' '.join(missing_names)}`" if missing_names else ""
+        offline = _offline_variables()
+        note = f" (downloads disabled: {', '.join(offline)})" if offline and allow_download is None else ""
+        raise WeightsUnavailableError(
+            f"{len(problems)} checkpoint(s) needed are not available{note}: "
+            + "; ".join(problems)
+            + "."
+            + (
+                f"{command} on a machine with internet access, or put the files in $JWBDH_WEIGHTS_DIR."
+                if command
+                else ""
+            )
+        )
+    return found
 
 
 def _unavailable(entry: WeightsEntry, why: str) -> WeightsUnavailableError:
@@ -508,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown NAME(s): {', '.join(unknown)}; see `jwbdh-weights list`")
     status = 0
+    missing: list[str] = []
     for name in names:
         try:
             if args.command == "download":
@@ -518,11 +583,19 @@ def main(argv: list[str] | None = None) -> int:
                 found = [p for p in _candidates(REGISTRY[name]) if p.is_file()]
                 if not found:
                     print(f"{name}: missing")
-                    status = 1 if args.names else status
+                    missing.append(name)
+                    status = 1
                     continue
                 ok = verify_file(found[0], REGISTRY[name])
                 print(f"{name}: {'ok' if ok else 'MISMATCH (warning only)'} {found[0]}")
         except (WeightsUnavailableError, WeightsChecksumError) as err:
             print(f"{name}: {err}", file=sys.stderr)
             status = 1
+    if missing:
+        print(
+            f"{len(missing)} of {len(names)} checkpoint(s) missing; "
+            f"`jwbdh-weights download {' '.join(missing)}` "
+            "fetches them",
+            file=sys.stderr,
+        )
     return status
