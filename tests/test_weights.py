@@ -255,3 +255,20 @@ def test_cli_verify_fails_when_a_checkpoint_is_missing(isolated, capsys):
     assert "toy_gone: missing" in captured.out
     assert "1 of 2 checkpoint(s) missing; `jwbdh-weights download toy_gone`" in captured.err
     assert weights_main(["verify"]) == 1  # everything in the registry: the real checkpoints are absent here
+
+
+def test_cli_preset_stands_for_every_checkpoint_of_the_preset(isolated, capsys):
+    from jwbdh_callbacks.cli import preset_weights
+    from jwbdh_callbacks.cli import weights_main as cli_weights
+
+    names = preset_weights("jwbdh-v1")
+    assert len(names) == 9 and {"inception_v3_imagenet", "i3d_torchscript", "raft_large_c_t_v1"} <= set(names)
+    assert cli_weights(["verify", "--preset", "jwbdh-v1"]) == 1
+    out, err = capsys.readouterr()
+    assert all(f"{n}: missing" in out for n in names) and "9 of 9 checkpoint(s) missing" in err
+    assert cli_weights(["download", "--preset", "jwbdh-v1"]) == 1  # offline here: every one named, none fatal
+    assert "jwbdh-weights download" in capsys.readouterr().err
+    assert cli_weights(["download", "--preset", "smoke"]) == 0
+    assert "loads no registry checkpoint" in capsys.readouterr().out
+    assert cli_weights(["download", "--preset"]) == 2
+    assert cli_weights(["verify", "--preset", "no-such-preset"]) == 2
