@@ -188,11 +188,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--preset", default="jwbdh-v1", help="jwbdh-v1 | standard | smoke | path to a YAML preset"
     )
-    parser.add_argument("--regions", help="comma-separated regions (default: the preset's)")
+    parser.add_argument("--regions", type=_regions, help="comma-separated regions (default: the preset's)")
     parser.add_argument("--out", help="write results to this .csv or .json file")
-    parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--device", type=_device, default=None, help="cuda (default when available) or cpu")
     parser.add_argument(
-        "--max-frames", type=int, default=None, help="decode at most this many frames per video"
+        "--max-frames", type=_positive_int, default=None, help="decode at most this many frames per video"
     )
     parser.add_argument(
         "--detect-faces", action="store_true", help="MTCNN face boxes when no keypoints are given"
@@ -220,6 +220,50 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (``--max-frames 0`` would score nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _device(text: str) -> str:
+    """argparse type: a torch device that exists here (``cuda`` without a GPU is refused up front)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError as err:
+        raise argparse.ArgumentTypeError(f"expected cpu or cuda[:N], got {text!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} was asked for, but no CUDA GPU is available here; use cpu"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"expected cpu or cuda[:N], got {text!r}")
+    return text
+
+
+def _regions(text: str) -> list[str]:
+    """argparse type: comma-separated region names, each ``whole_body`` or a known region recipe."""
+    from metrics.regions import REGION_RECIPES
+
+    names = [r.strip() for r in text.split(",") if r.strip()]
+    known = ("whole_body", *REGION_RECIPES)
+    unknown = [r for r in names if r not in known]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown region(s) {unknown or text!r}; expected some of {', '.join(dict.fromkeys(known))}"
+        )
+    return names
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
@@ -234,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .csv or .json, got {args.out}")
     pairs = pair_videos(args.generated_dir, args.reference_dir)
     cfg = load_preset(args.preset)
-    regions = [r.strip() for r in args.regions.split(",")] if args.regions else list(cfg.regions)
+    regions = list(args.regions) if args.regions else list(cfg.regions)
     keypoints = _load_keypoints(args.keypoints) if args.keypoints else None
     if keypoints is None:
         needs = [r for r in regions if r != "whole_body" and not (r == "face" and args.detect_faces)]
@@ -243,7 +287,7 @@ def _run(args: argparse.Namespace) -> int:
             regions = [r for r in regions if r not in needs]
     if not regions:
         raise ValueError("no region left to evaluate (pass --keypoints, or --detect-faces for faces)")
-    device = torch.device(args.device)
+    device = torch.device(args.device or ("cuda" if _cuda() else "cpu"))
     cache = None if args.no_feature_cache else FeatureCache(feature_cache_dir(args.feature_cache))
     suite = RegionalSuite(
         preset_metrics(cfg), regions=regions, crop_size=cfg.crop_size, reference_cache=cache

@@ -141,3 +141,34 @@ def test_missing_checkpoints_fail_before_any_video_is_decoded(folders, tmp_path,
     assert code == 2 and "checkpoint(s) needed are not available" in err
     assert "inception_v3_imagenet" in err and "i3d_torchscript" in err and "dino_vitb16" in err
     assert "jwbdh-weights download" in err and "skipping clip0" not in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--max-frames", "0", "expected a positive integer"),
+        ("--max-frames", "many", "expected a positive integer"),
+        ("--regions", "torso", "unknown region(s) ['torso']; expected some of whole_body, face, hand"),
+        ("--regions", "face,,", None),
+        ("--device", "tpu", "expected cpu or cuda"),
+    ],
+)
+def test_bad_cli_values_are_rejected_by_the_parser(folders, capsys, flag, value, message):
+    args = [str(folders / "generated"), str(folders / "reference"), flag, value, "--no-progress"]
+    if (
+        message is None
+    ):  # empty names are dropped, the known one kept: parses fine (fails later for keypoints)
+        from jwbdh_callbacks.cli import _regions
+
+        assert _regions(value) == ["face"]
+        return
+    with pytest.raises(SystemExit) as info:
+        eval_main(args)
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_a_gpu_is_refused_up_front(folders, capsys):
+    with pytest.raises(SystemExit) as info:
+        eval_main([str(folders / "generated"), str(folders / "reference"), "--device", "cuda"])
+    assert info.value.code == 2 and "no CUDA GPU is available here; use cpu" in capsys.readouterr().err
