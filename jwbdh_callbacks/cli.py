@@ -326,8 +326,12 @@ def _run(args: argparse.Namespace) -> int:
         if cache is not None:
             extra = ("mtcnn" if detector is not None else "", args.max_frames, cfg.crop_size)
             batch.video_ids = [reference_id(ref_path, kp_ref, kp_gen, extra)]
-        with torch.inference_mode():
-            suite.update(batch)
+        try:
+            with torch.inference_mode():
+                suite.update(batch)
+        except ValueError as err:  # this pair's data is inconsistent (e.g. keypoints vs video length)
+            failures.append(f"{name}: {err}")
+            print(f"jwbdh-eval: skipping {name}: {err}", file=sys.stderr)
     results = suite.compute()
     if cache is not None:
         print(

@@ -167,6 +167,34 @@ def build_metric(key: str, **kwargs: Any) -> Metric:
         raise ValueError(f"invalid arguments for metric {key!r}: {err}") from err
 
 
+def _keypoints_for(batch: AvatarBatch, side: str, frames: int) -> Tensor:
+    """The keypoints that locate regions in ``side``'s videos of ``frames`` frames, checked against them.
+
+    A side's own keypoints must have exactly one row per frame; the other side's keypoints, used when a side
+    has none (DESIGN s2), must cover at least its frames and are cut to them (a generated clip shorter than
+    its reference). Anything else is a mismatch between keypoint file and video: a ValueError, never a
+    silent truncation or a region video shorter than its source.
+    """
+    own = batch.keypoints_generated if side == "generated" else batch.keypoints_reference
+    other_side = "reference" if side == "generated" else "generated"
+    kp = own if own is not None else _region_keypoints(batch, side == "generated")
+    name = f"keypoints_{side if own is not None else other_side}"
+    if not isinstance(kp, Tensor) or kp.ndim != 4 or kp.shape[2:] != (133, 3):
+        got = f"shape {tuple(kp.shape)}" if isinstance(kp, Tensor) else type(kp).__name__
+        raise ValueError(f"`{name}` must be [B, T, 133, 3] COCO-WholeBody keypoints, got {got}")
+    if own is not None and kp.shape[1] != frames:
+        raise ValueError(
+            f"`{name}` has {kp.shape[1]} frame(s) for {side} videos of {frames} frame(s); keypoints need one "
+            "row per frame (dim 1). Were they extracted from another video or at another frame rate?"
+        )
+    if kp.shape[1] < frames:
+        raise ValueError(
+            f"`{name}` has {kp.shape[1]} frame(s), used for {side} videos of {frames} frame(s) (no "
+            f"keypoints_{side} given); they must cover every frame"
+        )
+    return kp[:, :frames]
+
+
 def _region_keypoints(batch: AvatarBatch, generated: bool) -> Tensor | None:
     own = batch.keypoints_generated if generated else batch.keypoints_reference
     other = batch.keypoints_reference if generated else batch.keypoints_generated
@@ -250,6 +278,13 @@ class RegionalSuite(nn.Module):
             from metrics.features import check_video_ids
 
             ids = check_video_ids(batch.video_ids, gen.shape[0], "video_ids")
+        uses_keypoints = any(r != "whole_body" and r not in (batch.boxes or {}) for r in self.regions)
+        if uses_keypoints and (
+            batch.keypoints_generated is not None or batch.keypoints_reference is not None
+        ):
+            # Before any metric is updated: a batch with inconsistent keypoints changes no state at all.
+            _keypoints_for(batch, "generated", gen.shape[1])
+            _keypoints_for(batch, "reference", ref.shape[1])
         for region in self.regions:
             if region == "whole_body":
                 self._update_region(region, list(gen.unbind(0)), list(ref.unbind(0)), fps, (gen, ref), ids)
@@ -285,8 +320,10 @@ class RegionalSuite(nn.Module):
                     )
                     self._warned.add(region)
                 return None
-            box_gen = boxes_from_keypoints(kp_gen[:, : gen.shape[1]], tuple(gen.shape[-2:]), region)
-            box_ref = boxes_from_keypoints(kp_ref[:, : ref.shape[1]], tuple(ref.shape[-2:]), region)
+            kp_gen = _keypoints_for(batch, "generated", gen.shape[1])
+            kp_ref = _keypoints_for(batch, "reference", ref.shape[1])
+            box_gen = boxes_from_keypoints(kp_gen, tuple(gen.shape[-2:]), region)
+            box_ref = boxes_from_keypoints(kp_ref, tuple(ref.shape[-2:]), region)
         gen_videos = region_videos(gen[:, : box_gen[0].shape[1]], *box_gen, size=self.crop_size)
         ref_videos = region_videos(ref[:, : box_ref[0].shape[1]], *box_ref, size=self.crop_size)
         return gen_videos, ref_videos

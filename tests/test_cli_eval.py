@@ -172,3 +172,16 @@ def test_cuda_without_a_gpu_is_refused_up_front(folders, capsys):
     with pytest.raises(SystemExit) as info:
         eval_main([str(folders / "generated"), str(folders / "reference"), "--device", "cuda"])
     assert info.value.code == 2 and "no CUDA GPU is available here; use cpu" in capsys.readouterr().err
+
+
+def test_keypoint_frame_count_mismatch_is_reported_and_the_video_skipped(folders, tmp_path, capsys):
+    kp = torch.load(folders / "keypoints.pt")
+    kp["clip0"] = kp["clip0"][:5]  # 5 rows for an 8-frame video
+    torch.save(kp, tmp_path / "short.pt")
+    out = tmp_path / "r.json"
+    args = [str(folders / "generated"), str(folders / "reference"), "--keypoints", str(tmp_path / "short.pt")]
+    code = eval_main([*args, "--preset", str(folders / "preset.yaml"), "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "skipping clip0: `keypoints_reference` has 5 frame(s)" in err
+    data = json.loads(out.read_text())
+    assert any(f.startswith("clip0:") for f in data["failures"]) and data["results"]["whole_body"]["SSIM"] > 0

@@ -347,3 +347,25 @@ def test_main_classes_are_exported_from_the_package_lazily():
 
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         jwbdh_callbacks.Nope  # noqa: B018
+
+
+def test_keypoints_must_match_their_videos_frame_count():
+    suite = RegionalSuite({"SSIM": {}, "PSNR": {"max_psnr": 100.0}}, regions=("whole_body", "face"))
+    video = (AvatarClips(1)[0]["reference"])[None]  # [1, T, 3, H, W]
+    kp = _keypoints(T, (64.0, 48.0), hands=False)[None]
+    suite.update(AvatarBatch(generated=video, reference=video, keypoints_reference=kp))  # consistent: fine
+    counted = [int(m.num_videos) for c in suite.collections.values() for m in c.values()]
+    for bad in (kp[:, :2], torch.cat([kp, kp], 1)):
+        with pytest.raises(ValueError, match=rf"`keypoints_reference` has {bad.shape[1]} frame\(s\)"):
+            suite.update(AvatarBatch(generated=video, reference=video, keypoints_reference=bad))
+    with pytest.raises(ValueError, match=r"must be \[B, T, 133, 3\]"):
+        suite.update(AvatarBatch(generated=video, reference=video, keypoints_reference=kp[..., :2]))
+    # rejected batches changed no state, not even the whole-body metrics (keypoints are checked first)
+    assert [int(m.num_videos) for c in suite.collections.values() for m in c.values()] == counted
+    # the other side's keypoints serve a SHORTER generated clip (cut to it), never a longer video
+    short = video[:, : T - 2]
+    suite.update(AvatarBatch(generated=short, reference=video, keypoints_reference=kp))
+    with pytest.raises(
+        ValueError, match=r"`keypoints_generated` has 4 frame\(s\), used for reference videos"
+    ):
+        suite.update(AvatarBatch(generated=short, reference=video, keypoints_generated=kp[:, : T - 2]))
