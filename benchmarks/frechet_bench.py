@@ -18,7 +18,6 @@ from __future__ import annotations
 import statistics
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import nn
 
@@ -32,6 +31,7 @@ from benchmarks.common import (
     speedup,
     summarize,
 )
+from benchmarks.reference_scripts import calculate_fid
 from metrics.frechet import FrechetDistance
 from metrics.functional.frechet import per_video_frechet_distance
 
@@ -130,22 +130,7 @@ def scipy_cov_frechet(x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:
     d = x.shape[1]
     s1 = np.cov(x, rowvar=False) if x.shape[0] > 1 else np.eye(d) * eps
     s2 = np.cov(y, rowvar=False) if y.shape[0] > 1 else np.eye(d) * eps
-    return frechet_from_moments(mu1, s1, mu2, s2, eps)
-
-
-def frechet_from_moments(
-    mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, eps: float
-) -> float:
-    """pytorch-fid's ``calculate_frechet_distance`` as the scripts use it (sqrtm of S1 S2, real part)."""
-    diff = mu1 - mu2
-    with quiet():  # "Matrix is singular and may not have a square root": expected at rank <= 15
-        covmean = scipy.linalg.sqrtm(s1.dot(s2))
-        if not np.isfinite(covmean).all():
-            offset = np.eye(s1.shape[0]) * eps
-            covmean = scipy.linalg.sqrtm((s1 + offset).dot(s2 + offset))
-    if np.iscomplexobj(covmean):
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+    return calculate_fid(mu1, s1, mu2, s2, eps)
 
 
 def bench_frechet_per_video(cfg: Config) -> BenchResult:

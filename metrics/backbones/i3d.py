@@ -33,7 +33,33 @@ from torch import Tensor, nn
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.weights import resolve_weights
 
-__all__ = ["I3DStandIn", "InceptionI3d", "build_inception_i3d", "i3d_ref", "inception_i3d_ref", "load_i3d"]
+__all__ = [
+    "I3DStandIn",
+    "InceptionI3d",
+    "build_inception_i3d",
+    "i3d_ref",
+    "inception_i3d_ref",
+    "load_i3d",
+    "prepare_clip",
+]
+
+
+def prepare_clip(x: Tensor, rescale: bool, resize: bool) -> Tensor:
+    """The TorchScript I3D's input options on a ``[B, 3, T, H, W]`` clip: ``rescale`` maps [0, 255] to
+    [-1, 1], ``resize`` resizes every frame to 224x224 (bilinear). Scriptable; shared by both networks here.
+
+    Example:
+        >>> prepare_clip(torch.full((1, 3, 2, 8, 8), 255.0), True, True).shape
+        torch.Size([1, 3, 2, 224, 224])
+    """
+    if rescale:
+        x = x / 255.0 * 2.0 - 1.0
+    if resize:
+        b, c, t, h, w = x.shape
+        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+        frames = F.interpolate(frames, size=(224, 224), mode="bilinear", align_corners=False)
+        x = frames.reshape(b, t, c, 224, 224).permute(0, 2, 1, 3, 4)
+    return x
 
 
 class I3DStandIn(nn.Module):
@@ -54,13 +80,7 @@ class I3DStandIn(nn.Module):
     def forward(
         self, x: Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False
     ) -> Tensor:
-        if rescale:
-            x = x / 255.0 * 2.0 - 1.0
-        if resize:
-            b, c, t, h, w = x.shape
-            frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-            frames = F.interpolate(frames, size=(224, 224), mode="bilinear", align_corners=False)
-            x = frames.reshape(b, t, c, 224, 224).permute(0, 2, 1, 3, 4)
+        x = prepare_clip(x, rescale, resize)
         pooled = self.features(x).mean(dim=(2, 3, 4))
         logits = self.logits(pooled)
         return logits if return_features else torch.softmax(logits, dim=-1)
@@ -236,13 +256,7 @@ class InceptionI3d(nn.Module):
     ) -> Tensor:
         if x.dim() != 5 or x.shape[1] != 3:
             raise ValueError("`x` must be a [B, 3, T, H, W] clip")
-        if rescale:
-            x = x / 255.0 * 2.0 - 1.0
-        if resize:
-            b, c, t, h, w = x.shape
-            frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-            frames = F.interpolate(frames, size=(224, 224), mode="bilinear", align_corners=False)
-            x = frames.reshape(b, t, c, 224, 224).permute(0, 2, 1, 3, 4)
+        x = prepare_clip(x, rescale, resize)
         y = self.features(x)
         kernel = [min(2, y.shape[2]), min(7, y.shape[3]), min(7, y.shape[4])]
         y = F.avg_pool3d(y, kernel, [1, 1, 1])
