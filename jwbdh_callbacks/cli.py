@@ -323,6 +323,12 @@ def _run(args: argparse.Namespace) -> int:
         elif detector is not None:
             boxes, valid = detector(batch.reference)
             batch.boxes, batch.valid = {"face": boxes}, {"face": valid}
+            kept, total = int(valid.sum()), valid.numel()
+            if kept == 0:
+                failures.append(f"{name}: no face found in the reference video (MTCNN); face not scored")
+                print(f"jwbdh-eval: {name}: no face found; its face region is not scored", file=sys.stderr)
+            elif kept < total:
+                print(f"jwbdh-eval: {name}: face kept in {kept}/{total} frames", file=sys.stderr)
         if cache is not None:
             extra = ("mtcnn" if detector is not None else "", args.max_frames, cfg.crop_size)
             batch.video_ids = [reference_id(ref_path, kp_ref, kp_gen, extra)]

@@ -185,3 +185,20 @@ def test_keypoint_frame_count_mismatch_is_reported_and_the_video_skipped(folders
     assert code == 1 and "skipping clip0: `keypoints_reference` has 5 frame(s)" in err
     data = json.loads(out.read_text())
     assert any(f.startswith("clip0:") for f in data["failures"]) and data["results"]["whole_body"]["SSIM"] > 0
+
+
+def test_detect_faces_reports_a_video_without_a_face(folders, tmp_path, capsys):
+    gen, ref = tmp_path / "g", tmp_path / "r"
+    gen.mkdir()
+    ref.mkdir()
+    flat = torch.full((4, 3, 96, 96), 128, dtype=torch.uint8)  # nothing for MTCNN to find
+    write_video(ref / "blank.mp4", flat, fps=25)
+    write_video(gen / "blank.mp4", flat, fps=25)
+    out = tmp_path / "r.json"
+    code = eval_main([str(gen), str(ref), "--preset", str(folders / "preset.yaml"), "--detect-faces",
+                      "--regions", "whole_body,face", "--no-progress", "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "blank: no face found" in err
+    assert json.loads(out.read_text())["failures"] == [
+        "blank: no face found in the reference video (MTCNN); face not scored"
+    ]
