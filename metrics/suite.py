@@ -311,8 +311,7 @@ class RegionalSuite(nn.Module):
                 valid = torch.ones(batch.boxes[region].shape[:2], dtype=torch.bool, device=gen.device)
             box_gen = box_ref = (batch.boxes[region], valid)
         else:
-            kp_gen, kp_ref = _region_keypoints(batch, True), _region_keypoints(batch, False)
-            if kp_gen is None:
+            if batch.keypoints_generated is None and batch.keypoints_reference is None:
                 if region not in self._warned:
                     warnings.warn(
                         f"RegionalSuite: region '{region}' needs keypoints or boxes; skipping it",
