@@ -39,10 +39,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info
+
+from jwbdh_callbacks import require_lightning
+
+try:
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import Callback
+    from lightning.pytorch.utilities import rank_zero_info
+except ImportError:  # name the extra to install, not a bare "No module named 'lightning'"
+    require_lightning("JWBDHCallback")
+    raise
 
 from jwbdh_callbacks.logging import MediaLogger, log_scalars, side_by_side
 from jwbdh_callbacks.presets import PresetConfig, load_preset, preset_metrics
