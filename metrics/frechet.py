@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from metrics.aggregation import MeanSummary, mean_summary
 from metrics.backbones.cache import BackboneRef
 from metrics.features import FeatureCache, cached_features
 from metrics.functional.frechet import (
@@ -88,6 +89,8 @@ class _FrechetStatistics(Metric):
         d = num_features
         if mode == "per_video":
             self.add_state("distance_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+            # sum of squares: the standard error of the per-video mean (summary()) from fixed-size states
+            self.add_state("distance_sq_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state("num_pairs", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
             # pairs left out because a side had too few samples for its covariance (no score, as the script)
             self.add_state("num_skipped", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
@@ -114,14 +117,14 @@ class _FrechetStatistics(Metric):
         getattr(self, f"{side}_count").add_(feats.shape[0])
 
     def _add_per_video(self, generated: Tensor, reference: Tensor) -> None:
-        values = per_video_frechet_distance(generated, reference, self.covariance)
-        self.distance_sum.add_(values.sum())
-        self.num_pairs.add_(values.numel())
+        self._accumulate_per_video(per_video_frechet_distance(generated, reference, self.covariance))
 
     def _accumulate_per_video(self, values: Tensor) -> None:
         """Add per-pair values without a host sync: non-finite ones are counted in ``num_nonfinite``."""
         finite = torch.isfinite(values)
-        self.distance_sum.add_(torch.where(finite, values, torch.zeros_like(values)).sum())
+        kept = torch.where(finite, values.to(torch.float64), torch.zeros((), dtype=torch.float64))
+        self.distance_sum.add_(kept.sum())
+        self.distance_sq_sum.add_((kept * kept).sum())
         self.num_pairs.add_(finite.sum())
         self.num_nonfinite.add_(finite.numel() - finite.sum())
 
@@ -177,6 +180,16 @@ class _FrechetStatistics(Metric):
     def plot(self, val: Tensor | None = None, ax: Any = None) -> Any:
         """Plot one value or a sequence of values (needs matplotlib); returns ``(figure, axes)``."""
         return self._plot(val, ax)
+
+    def summary(self, level: float = 0.95) -> MeanSummary | None:
+        """Per-video mode: mean, standard error and ``level`` interval over video pairs (synced like
+        compute). Pooled mode has one set-level distance and no per-video spread: None."""
+        if self.mode != "per_video":
+            return None
+        with self.sync_context(should_sync=self.sync_on_compute, should_unsync=True):
+            values = torch.stack([self.distance_sum, self.distance_sq_sum, self.num_pairs.to(torch.float64)])
+            total, total_sq, count = values.tolist()
+        return mean_summary(total, total_sq, int(count), level)
 
     def compute(self) -> Tensor:
         """Mean per-video distance, or the pooled distance; NaN (with a warning) when there is no data."""
@@ -294,8 +307,97 @@ class _FrechetStatistics(Metric):
                 f"reference statistics in {path} have fingerprint {payload['fingerprint']!r}, "
                 f"expected {expected_fingerprint!r}"
             )
-        self._loaded_real = (payload["sum"], payload["outer_sum"], int(payload["count"]))
+        self.set_reference_statistics(payload["sum"], payload["outer_sum"], int(payload["count"]))
+
+    @property
+    def reference_frozen(self) -> bool:
+        """True when reference statistics are held outside the states (frozen, set or loaded from disk).
+
+        They are then added to the reference states after every DDP sync and survive :meth:`reset`.
+        """
+        return self._loaded_real is not None
+
+    def reference_statistics(self) -> tuple[Tensor, Tensor, int] | None:
+        """The frozen/loaded reference statistics ``(sum, outer_sum, count)`` as CPU copies, or None.
+
+        Feed them to :meth:`set_reference_statistics` of a metric with the same :meth:`statistics_key`
+        (e.g. a resumed run). Only statistics held outside the states are returned: call
+        :meth:`freeze_reference` first to move the accumulated reference side there.
+
+        Example:
+            >>> import torch
+            >>> m = FrechetDistance(num_features=2, mode="pooled")
+            >>> m.update(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), real=True)
+            >>> m.reference_statistics() is None
+            True
+            >>> m.freeze_reference()
+            >>> s, ss, n = m.reference_statistics()
+            >>> s.tolist(), n
+            ([2.0, 4.0], 2)
+        """
+        if self._loaded_real is None:
+            return None
+        s, ss, n = self._loaded_real
+        return s.detach().cpu().clone(), ss.detach().cpu().clone(), int(n)
+
+    def set_reference_statistics(self, feature_sum: Tensor, outer_sum: Tensor, count: int) -> None:
+        """Hold ``(feature_sum, outer_sum, count)`` (from :meth:`reference_statistics`) as the frozen side.
+
+        They replace earlier frozen or loaded statistics and are added to whatever the reference states
+        accumulate afterwards (pooled mode). Set the same values on every rank: they are added after the
+        DDP sync, so they are counted once, not once per rank.
+
+        Raises:
+            ValueError: shapes other than ``[d]`` / ``[d, d]`` for this metric's ``d``, a negative count, or
+                non-finite values.
+        """
+        self._require_pooled("set_reference_statistics")
+        d = self.num_features
+        if not isinstance(feature_sum, Tensor) or tuple(feature_sum.shape) != (d,):
+            got = tuple(feature_sum.shape) if isinstance(feature_sum, Tensor) else type(feature_sum).__name__
+            raise ValueError(f"`feature_sum` must be a tensor of shape ({d},), got {got}")
+        if not isinstance(outer_sum, Tensor) or tuple(outer_sum.shape) != (d, d):
+            got = tuple(outer_sum.shape) if isinstance(outer_sum, Tensor) else type(outer_sum).__name__
+            raise ValueError(f"`outer_sum` must be a tensor of shape ({d}, {d}), got {got}")
+        if isinstance(count, bool) or not isinstance(count, int | Tensor) or int(count) < 0:
+            raise ValueError(f"`count` must be a non-negative int, got {count!r}")
+        if not (torch.isfinite(feature_sum).all() and torch.isfinite(outer_sum).all()):
+            raise ValueError("`feature_sum` and `outer_sum` must be finite")
+        self._loaded_real = (
+            feature_sum.detach().to("cpu", torch.float64).clone(),
+            outer_sum.detach().to("cpu", torch.float64).clone(),
+            int(count),
+        )
         self._factor_cache = None
+
+    def freeze_reference(self) -> None:
+        """Move the accumulated reference side into frozen statistics and stop accumulating it per epoch.
+
+        The DDP-synced reference moments (plus any statistics loaded before) become the frozen copy that
+        :meth:`reference_statistics` returns; the reference states are emptied and, from now on, cleared by
+        every :meth:`reset` (``reset_real_features`` becomes True), while the frozen copy stays. For a
+        reference set that is the same every epoch, update with ``real=False`` only afterwards. A collective
+        under DDP: call it on every rank. The generated side is left as it is (pooled mode).
+
+        Example:
+            >>> import torch
+            >>> m = FrechetDistance(num_features=2, mode="pooled")
+            >>> m.update(torch.tensor([[0.0, 1.0], [2.0, 3.0], [1.0, 0.0]]), real=True)
+            >>> m.freeze_reference()
+            >>> m.reset()
+            >>> m.update(torch.tensor([[0.0, 1.0], [2.0, 3.0], [1.0, 0.0]]), real=False)
+            >>> round(float(m.compute()), 6)
+            0.0
+        """
+        self._require_pooled("freeze_reference")
+        with self.sync_context(should_sync=self._to_sync, should_unsync=True):
+            s, ss, n = self._real_moments()
+            frozen = (s.detach().to("cpu").clone(), ss.detach().to("cpu").clone(), int(n))
+        self._loaded_real = frozen
+        self._factor_cache = None
+        self.reset_real_features = True
+        for name in ("real_sum", "real_outer_sum", "real_count"):
+            getattr(self, name).zero_()
 
     def _require_pooled(self, what: str) -> None:
         if self.mode != "pooled":

@@ -462,12 +462,7 @@ class RegionalSuite(nn.Module):
         True if any metric was frozen.
         """
         for _, _, metric in self._pooled():
-            with metric.sync_context(should_sync=metric._to_sync, should_unsync=True):
-                s, ss, n = metric._real_moments()
-                frozen = (s.detach().clone().cpu(), ss.detach().clone().cpu(), int(n))
-            metric._loaded_real = frozen
-            metric._factor_cache = None
-            metric.reset_real_features = True  # the states are emptied; the frozen copy lives outside them
+            metric.freeze_reference()  # synced reference moments -> frozen copy; reference states emptied
             metric.reset()
         self._frozen_reference = bool(self._pooled())
         return self._frozen_reference
