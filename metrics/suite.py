@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from metrics.aggregation import MeanSummary
 from metrics.features import FeatureCache
 from metrics.video import canonical_pair
 
@@ -43,6 +44,8 @@ __all__ = [
     "PAIRED",
     "AvatarBatch",
     "RegionalSuite",
+    "SkipCounts",
+    "UpdateReport",
     "build_metric",
     "resolve_backbone_spec",
 ]
@@ -201,6 +204,84 @@ def _region_keypoints(batch: AvatarBatch, generated: bool) -> Tensor | None:
     return own if own is not None else other
 
 
+#: sum-reduced counters of the metrics themselves, reported by :meth:`RegionalSuite.skip_counts`
+_COUNTER_STATES = ("num_skipped", "num_nonfinite", "num_nan")
+
+
+def _is_pooled(metric: Metric) -> bool:
+    return getattr(metric, "mode", None) == "pooled"
+
+
+class SkipCounts(Metric):
+    """Sum-reduced counters by name (videos a suite skipped), synced across DDP ranks like any state.
+
+    Example:
+        >>> c = SkipCounts(["face", "face/DD"]); c.update("face/DD", 2); c.counts_dict()
+        {'face': 0, 'face/DD': 2}
+    """
+
+    full_state_update = False
+    is_differentiable = False
+
+    def __init__(self, names: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.names = tuple(names)
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self.add_state("counts", torch.zeros(len(self.names), dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, name: str, count: int = 1) -> None:
+        """Add ``count`` to counter ``name`` (on the device, no host sync)."""
+        if name not in self._index:
+            raise ValueError(f"`name` must be one of {self.names}, got {name!r}")
+        self.counts[self._index[name]] += count
+
+    def compute(self) -> Tensor:
+        """The counts of every rank, in :attr:`names` order."""
+        return self.counts
+
+    def counts_dict(self) -> dict[str, int]:
+        """``{name: count}`` over every rank (a collective under DDP)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
+            values = self.compute().tolist()
+        return dict(zip(self.names, values, strict=True))
+
+    def local_counts(self) -> dict[str, int]:
+        """``{name: count}`` of this process only (no collective)."""
+        return dict(zip(self.names, self.counts.tolist(), strict=True))
+
+
+@dataclass
+class UpdateReport:
+    """What one :meth:`RegionalSuite.update` did: kept frames, skips and notes about the pair.
+
+    Attributes:
+        frames: ``{region: [(generated frames, reference frames) per video]}`` of the region videos scored.
+        skips: ``(region or region/KEY, why)`` for every skipped video.
+        notes: differences between generated and reference videos that the metrics resolve themselves
+            (paired metrics resize or cut as the reference scripts do), one line each.
+    """
+
+    frames: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    skips: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _shape_notes(gen: Tensor, ref: Tensor) -> list[str]:
+    notes = []
+    if gen.shape[1] != ref.shape[1]:
+        notes.append(
+            f"generated videos have {gen.shape[1]} frame(s), references {ref.shape[1]}: paired metrics use "
+            f"the first {min(gen.shape[1], ref.shape[1])} frame pairs (as the reference scripts do)"
+        )
+    if gen.shape[-2:] != ref.shape[-2:]:
+        notes.append(
+            f"generated frames are {gen.shape[-1]}x{gen.shape[-2]}, references "
+            f"{ref.shape[-1]}x{ref.shape[-2]}: paired metrics resize them as the reference scripts do"
+        )
+    return notes
+
+
 class RegionalSuite(nn.Module):
     """One ``MetricCollection`` per region, fed from one :meth:`update` per batch.
 
@@ -214,6 +295,14 @@ class RegionalSuite(nn.Module):
             region: reference features of batches that carry ``video_ids`` are encoded once and reused
             (keyed by backbone, preprocessing, region and id). Only for reference sets that do not change
             between evaluations under the same ids.
+        sync_on_compute: passed to every metric; False makes :meth:`compute` local to this process (a
+            per-video scratch suite under DDP, see :meth:`merge`).
+
+    Skips are metric states: :meth:`skip_counts` gives the counts of every rank (a collective under DDP), so
+    rank 0 logs global numbers. An exception in one metric's update (a ValueError for a video the metric
+    rejects, but also e.g. a CUDA out-of-memory error) is caught, the videos it concerns are retried one by
+    one, and what still fails is a counted skip: every rank reaches ``compute`` together and one failing
+    metric never ends a run. :attr:`last_update` reports what the latest :meth:`update` kept and skipped.
     """
 
     def __init__(
@@ -223,6 +312,7 @@ class RegionalSuite(nn.Module):
         crop_size: str | tuple[int, int] = "first_valid",
         min_region_frames: int = 1,
         reference_cache: FeatureCache | None = None,
+        sync_on_compute: bool = True,
     ) -> None:
         super().__init__()
         from torchmetrics import MetricCollection
@@ -243,7 +333,10 @@ class RegionalSuite(nn.Module):
         self.collections = nn.ModuleDict(
             {
                 region: MetricCollection(
-                    {key: build_metric(key, **dict(kwargs)) for key, kwargs in metrics.items()},
+                    {
+                        key: build_metric(key, **{"sync_on_compute": sync_on_compute, **dict(kwargs)})
+                        for key, kwargs in metrics.items()
+                    },
                     compute_groups=False,
                 )
                 for region in self.regions
@@ -259,8 +352,11 @@ class RegionalSuite(nn.Module):
             for metric in collection.values():
                 if hasattr(metric, "reference_cache"):
                     metric.reference_cache = reference_cache
-        self.skipped: dict[str, int] = dict.fromkeys(self.regions, 0)
-        self.skipped_metric: dict[str, int] = {}
+        self.skip_counter = SkipCounts(
+            [name for r in self.regions for name in (r, *(f"{r}/{k}" for k in self.metric_keys))],
+            sync_on_compute=sync_on_compute,
+        )
+        self.last_update = UpdateReport()
         self._warned: set[str] = set()
         self._frozen_reference = False
 
@@ -272,6 +368,11 @@ class RegionalSuite(nn.Module):
         receives uint8 videos, whose checks are shape/dtype only (no value scan, no device sync).
         """
         gen, ref = canonical_pair(batch.generated, batch.reference)
+        self.last_update = report = UpdateReport(notes=_shape_notes(gen, ref))
+        for note in report.notes:
+            if note not in self._warned:
+                self._warned.add(note)
+                warnings.warn(f"RegionalSuite: {note}", stacklevel=2)
         fps = self._fps(batch, gen.shape[0])
         ids = None
         if batch.video_ids is not None:
@@ -287,11 +388,13 @@ class RegionalSuite(nn.Module):
             _keypoints_for(batch, "reference", ref.shape[1])
         for region in self.regions:
             if region == "whole_body":
+                report.frames[region] = [(gen.shape[1], ref.shape[1])] * gen.shape[0]
                 self._update_region(region, list(gen.unbind(0)), list(ref.unbind(0)), fps, (gen, ref), ids)
                 continue
             pair = self._crop(region, batch, gen, ref)
             if pair is None:
                 continue
+            report.frames[region] = [(g.shape[0], r.shape[0]) for g, r in zip(*pair, strict=True)]
             self._update_region(region, *pair, fps, ids=ids)
 
     def _fps(self, batch: AvatarBatch, b: int) -> list[float | None]:
@@ -349,7 +452,8 @@ class RegionalSuite(nn.Module):
         groups: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
         for i, (g, r) in enumerate(zip(gen_videos, ref_videos, strict=True)):
             if min(g.shape[0], r.shape[0]) < self.min_region_frames or g.shape[0] == 0 or r.shape[0] == 0:
-                self.skipped[region] += 1
+                self.skip_counter.update(region)
+                self.last_update.skips.append((region, f"{min(g.shape[0], r.shape[0])} frame(s) kept"))
                 continue
             groups.setdefault((tuple(g.shape), tuple(r.shape)), []).append(i)
         for members in groups.values():
@@ -366,17 +470,20 @@ class RegionalSuite(nn.Module):
                     continue
                 try:
                     self._update_metric(key, metric, g, r, rates, names)
-                except ValueError:
-                    # A rejection can depend on one video's content (a bad fps, non-finite features):
-                    # retry video by video so that only the offending ones are skipped and counted.
+                except Exception:
+                    # A rejection can depend on one video's content (a bad fps, a crop too small for RAFT)
+                    # and an error may be transient (out of memory for the whole group): retry video by
+                    # video so that only the offending ones are skipped and counted. Any exception is
+                    # caught: under DDP a rank that raised would leave the others waiting in compute.
                     for j in range(len(members)):
                         one = None if names is None else names[j : j + 1]
                         try:
                             self._update_metric(
                                 key, metric, g[j : j + 1], r[j : j + 1], rates[j : j + 1], one
                             )
-                        except ValueError as err:  # e.g. a crop too small for RAFT: skipped, never fatal
-                            self._skip(region, key, str(err))
+                        except Exception as err:
+                            why = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+                            self._skip(region, key, why)
 
     def _update_metric(
         self, key: str, metric: Metric, g: Tensor, r: Tensor, rates: list, names: list[str] | None = None
@@ -394,17 +501,53 @@ class RegionalSuite(nn.Module):
 
     def _skip(self, region: str, key: str, why: str, count: int = 1) -> None:
         name = f"{region}/{key}"
-        self.skipped_metric[name] = self.skipped_metric.get(name, 0) + count
+        self.skip_counter.update(name, count)
+        self.last_update.skips.append((name, why))
         if name not in self._warned:
             self._warned.add(name)
             warnings.warn(
-                f"RegionalSuite: {key} skipped a {region} video ({why}); counted in skipped_metric",
+                f"RegionalSuite: {key} skipped a {region} video ({why}); counted in skip_counts()",
                 stacklevel=4,
             )
 
+    # ---------------------------------------------------------------------------------------- skips
+    @property
+    def skipped(self) -> dict[str, int]:
+        """This process's region skips ``{region: videos}`` (videos without enough kept frames)."""
+        counts = self.skip_counter.local_counts()
+        return {region: counts[region] for region in self.regions}
+
+    @property
+    def skipped_metric(self) -> dict[str, int]:
+        """This process's metric skips ``{"region/KEY": videos}`` (nonzero entries only)."""
+        counts = self.skip_counter.local_counts()
+        return {name: n for name, n in counts.items() if "/" in name and n}
+
+    def skip_counts(self) -> dict[str, int]:
+        """Global skip counts of every rank (a collective under DDP: call it on all ranks).
+
+        Keys: ``region`` (videos whose region had too few kept frames), ``region/KEY`` (videos a metric
+        skipped or failed on) and ``region/KEY/state`` for the metrics' own nonzero counters (``num_skipped``:
+        FID/E-FID pairs with a one-frame side, ``num_nonfinite``/``num_nan``: scores left out of the mean).
+        """
+        counts = self.skip_counter.counts_dict()
+        for region, collection in self.collections.items():
+            for key, metric in collection.items(keep_base=True, copy_state=False):
+                names = [n for n in _COUNTER_STATES if n in metric._defaults]
+                if not names:
+                    continue
+                with metric.sync_context(should_sync=metric.sync_on_compute, should_unsync=True):
+                    values = torch.stack([getattr(metric, n).to(torch.int64) for n in names]).tolist()
+                counts.update({f"{region}/{key}/{n}": v for n, v in zip(names, values, strict=True) if v})
+        return counts
+
     # -------------------------------------------------------------------------------------- compute
-    def compute(self) -> dict[str, dict[str, float]]:
-        """``{region: {paper key: value}}`` on every rank (a collective under DDP: call it on all ranks)."""
+    def compute(self, pooled: bool = True) -> dict[str, dict[str, float]]:
+        """``{region: {paper key: value}}`` on every rank (a collective under DDP: call it on all ranks).
+
+        ``pooled=False`` leaves out the set-level (pooled) Fréchet metrics: a per-video row has no value
+        for them.
+        """
         out: dict[str, dict[str, float]] = {}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*saw no video.*")
@@ -412,16 +555,96 @@ class RegionalSuite(nn.Module):
             for region in self.regions:
                 values = {}
                 for key, metric in self.collections[region].items(keep_base=True, copy_state=False):
-                    values[key] = float(metric.compute())
+                    if pooled or not _is_pooled(metric):
+                        values[key] = float(metric.compute())
                 out[region] = values
         return out
+
+    def summaries(self, level: float = 0.95) -> dict[str, dict[str, MeanSummary]]:
+        """Mean, standard error and ``level`` interval of every mean-over-videos metric (not pooled ones).
+
+        A collective under DDP like :meth:`compute`. Example: ``suite.summaries()["face"]["SSIM"].sem``.
+        """
+        out: dict[str, dict[str, MeanSummary]] = {}
+        for region in self.regions:
+            for key, metric in self.collections[region].items(keep_base=True, copy_state=False):
+                summary = getattr(metric, "summary", None)
+                value = summary(level) if callable(summary) else None
+                if value is not None:
+                    out.setdefault(region, {})[key] = value
+        return out
+
+    def merge(self, other: RegionalSuite) -> None:
+        """Add ``other``'s metric states and skip counts to this suite's (same metrics and regions).
+
+        ``jwbdh-eval`` scores each video pair in a scratch suite (its per-video row), then merges it here;
+        every state is sum-reduced, so the merged totals equal those of one suite that saw every pair.
+        """
+        if other.regions != self.regions or other.metric_keys != self.metric_keys:
+            raise ValueError(
+                f"`other` must have the same regions and metrics, got {other.regions}/{other.metric_keys} "
+                f"for {self.regions}/{self.metric_keys}"
+            )
+        for region in self.regions:
+            mine = self.collections[region]
+            for key, metric in other.collections[region].items(keep_base=True, copy_state=False):
+                mine[key].merge_state(metric)
+        self.skip_counter.merge_state(other.skip_counter)
+
+    def scalar_states(self) -> dict[str, dict[str, float | int]]:
+        """``{"region/KEY": {state: value}}`` of every non-pooled metric plus ``{"skips": {name: n}}``.
+
+        Small enough for one JSON line per video; :meth:`merge_scalar_states` adds them back (resume).
+        Pooled metrics keep feature matrices and are left out (check :meth:`has_pooled`).
+        """
+        out: dict[str, dict[str, float | int]] = {}
+        for region, collection in self.collections.items():
+            for key, metric in collection.items(keep_base=True, copy_state=False):
+                if _is_pooled(metric):
+                    continue
+                names = list(metric._defaults)
+                values = [getattr(metric, n) for n in names]
+                if any(not isinstance(v, Tensor) or v.numel() != 1 for v in values):
+                    raise ValueError(f"{region}/{key} has non-scalar states; it cannot be written per video")
+                host = torch.stack([v.detach().to(torch.float64).reshape(()) for v in values]).tolist()
+                out[f"{region}/{key}"] = {
+                    n: (int(h) if not v.is_floating_point() else h)
+                    for n, v, h in zip(names, values, host, strict=True)
+                }
+        out["skips"] = {n: c for n, c in self.skip_counter.local_counts().items() if c}
+        return out
+
+    def merge_scalar_states(self, states: Mapping[str, Mapping[str, float | int]]) -> None:
+        """Add states written by :meth:`scalar_states` (e.g. rows of an interrupted run) to this suite."""
+        for name, values in states.items():
+            if name == "skips":
+                for skip, count in values.items():
+                    self.skip_counter.update(skip, int(count))
+                continue
+            region, _, key = name.partition("/")
+            if region not in self.collections or key not in self.collections[region]:
+                raise ValueError(
+                    f"state {name!r} names no metric of this suite ({self.regions} x {self.metric_keys})"
+                )
+            metric = self.collections[region][key]
+            incoming = {}
+            for n, default in metric._defaults.items():
+                if n not in values:
+                    raise ValueError(f"state {name!r} lacks {n!r}; was it written by another preset?")
+                current = getattr(metric, n)
+                incoming[n] = torch.tensor(values[n], dtype=default.dtype, device=current.device)
+            metric.merge_state(incoming)
+
+    def has_pooled(self) -> list[str]:
+        """``region/KEY`` of the pooled (set-level) metrics, which have no per-video value."""
+        return [f"{region}/{key}" for region, key, _ in self._pooled()]
 
     def reset(self) -> None:
         """Reset every metric (reference statistics kept where a metric was built to keep them)."""
         for collection in self.collections.values():
             collection.reset()
-        self.skipped = dict.fromkeys(self.regions, 0)
-        self.skipped_metric = {}
+        self.skip_counter.reset()
+        self.last_update = UpdateReport()
 
     def required_weights(self) -> list[str]:
         """Checkpoint specs (registry names or paths) of every backbone the suite's metrics will load.
@@ -451,7 +674,7 @@ class RegionalSuite(nn.Module):
             (region, key, metric)
             for region, collection in self.collections.items()
             for key, metric in collection.items(keep_base=True, copy_state=False)
-            if getattr(metric, "mode", None) == "pooled"
+            if _is_pooled(metric)
         ]
 
     def freeze_reference(self) -> bool:
