@@ -36,8 +36,8 @@ from metrics.backbones.facenet import (
     import_facenet_pytorch,
     mtcnn_ref,
 )
-from metrics.pixel import PixelCSIM, _PairedFrameMetric
-from metrics.video import check_pair, to_uint8
+from metrics.functional.pixel import pixel_cosine_frames
+from metrics.pixel import PairedFrameMetric
 
 __all__ = ["CSIM"]
 
@@ -51,7 +51,7 @@ _FACE_COUNTERS = (
 )
 
 
-class CSIM(_PairedFrameMetric):
+class CSIM(PairedFrameMetric):
     r"""Cosine similarity of paired videos: face identity (``mode="identity"``) or raw pixels (``"pixel"``).
 
     Videos are paired by index and their first :math:`T = \min(T_{gen}, T_{ref}, \text{num\_frames})` frames
@@ -179,23 +179,20 @@ class CSIM(_PairedFrameMetric):
         return self.mode == "identity" and (self.embedder.is_random_init or self.detector.is_random_init)
 
     def _frame_values(self, generated: Tensor, reference: Tensor) -> Tensor:
-        """Pixel mode: PixelCSIM's per-frame value, delegated so that the two can never diverge."""
-        return PixelCSIM._frame_values(self, generated, reference)
+        """Pixel mode: the per-frame function of :class:`~metrics.pixel.PixelCSIM` (they never diverge)."""
+        return pixel_cosine_frames(generated, reference)
 
     def update(self, generated: Tensor, reference: Tensor) -> None:
         """Add video pairs ``[B, T, 3, H, W]`` (generated, reference)."""
         if self.mode == "pixel":
             super().update(generated, reference)
             return
-        gen, ref = check_pair(generated, reference)
-        b = gen.shape[0]
-        t = min(gen.shape[1], ref.shape[1])
-        if self.num_frames is not None:
-            t = min(t, self.num_frames)
+        # the same pairing and frame count as pixel mode; no resize (faces are cropped per frame)
+        gen, ref = self._aligned_frames(generated, reference, resize=False)
+        b, t = gen.shape[:2]
         if b == 0:
             return
-        gen_frames = to_uint8(gen[:, :t]).flatten(0, 1)
-        ref_frames = to_uint8(ref[:, :t]).flatten(0, 1)
+        gen_frames, ref_frames = gen.flatten(0, 1), ref.flatten(0, 1)
         cosines, found_gen, found_ref = self._frame_cosines(gen_frames, ref_frames)
         # Masks live on the CPU (detections come back from facenet-pytorch as numpy), values on the device.
         valid = (found_gen & found_ref).view(b, t)

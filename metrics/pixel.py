@@ -29,11 +29,28 @@ from metrics.functional.pixel import pixel_cosine_frames, psnr_frames, ssim_fram
 from metrics.functional.resize import resize_opencv_bilinear
 from metrics.video import check_pair, to_uint8
 
-__all__ = ["PSNR", "SSIM", "PixelCSIM"]
+__all__ = ["PSNR", "SSIM", "PairedFrameMetric", "PixelCSIM"]
 
 
-class _PairedFrameMetric(PerVideoMeanMetric):
-    """Per-frame-pair value -> per-video mean -> mean over videos."""
+class PairedFrameMetric(PerVideoMeanMetric):
+    """Base of the paired per-frame metrics: per-frame-pair value -> per-video mean -> mean over videos.
+
+    Subclasses implement ``_frame_values(generated, reference)`` on uint8 ``[N, 3, H, W]`` frame pairs
+    (usually one function of :mod:`metrics.functional.pixel`); :meth:`update` pairs the videos, keeps the
+    first ``min(num_frames, T_gen, T_ref)`` frames, quantises float input to uint8 and resizes generated
+    frames to the reference size as the JWB-DH-V1 script does. :class:`SSIM`, :class:`PSNR`,
+    :class:`PixelCSIM` and :class:`metrics.identity.CSIM` build on it.
+
+    Example:
+        >>> import torch
+        >>> from metrics.functional.pixel import psnr_frames
+        >>> class MeanPSNR(PairedFrameMetric):
+        ...     def _frame_values(self, generated, reference):
+        ...         return psnr_frames(generated, reference)
+        >>> g = torch.zeros(1, 2, 3, 4, 4, dtype=torch.uint8)
+        >>> m = MeanPSNR(); m.update(g, g + 1); round(float(m.compute()), 4)
+        48.1308
+    """
 
     def __init__(self, num_frames: int | None = 16, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -47,7 +64,11 @@ class _PairedFrameMetric(PerVideoMeanMetric):
         """uint8 ``[N, 3, H, W]`` frame pairs -> float64 ``[N]``."""
         raise NotImplementedError
 
-    def _aligned_frames(self, generated: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+    def _aligned_frames(
+        self, generated: Tensor, reference: Tensor, resize: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """Checked uint8 ``[B, t, 3, H, W]`` pairs of the first ``t`` frames; with ``resize``, generated
+        frames are resized to the reference size when the sizes differ."""
         gen, ref = check_pair(generated, reference)
         t = min(gen.shape[1], ref.shape[1])
         if self.num_frames is not None:
@@ -55,11 +76,9 @@ class _PairedFrameMetric(PerVideoMeanMetric):
         b = gen.shape[0]
         gen_frames = to_uint8(gen[:, :t]).flatten(0, 1)
         ref_frames = to_uint8(ref[:, :t]).flatten(0, 1)
-        if gen_frames.shape[-2:] != ref_frames.shape[-2:]:
+        if resize and gen_frames.shape[-2:] != ref_frames.shape[-2:]:
             gen_frames = resize_opencv_bilinear(gen_frames, tuple(ref_frames.shape[-2:]))
-        return gen_frames.reshape(b, t, *gen_frames.shape[1:]), ref_frames.reshape(
-            b, t, *ref_frames.shape[1:]
-        )
+        return gen_frames.unflatten(0, (b, t)), ref_frames.unflatten(0, (b, t))
 
     def update(self, generated: Tensor, reference: Tensor) -> None:
         """Add video pairs ``[B, T, 3, H, W]`` (sizes and lengths may differ between the two)."""
@@ -71,7 +90,7 @@ class _PairedFrameMetric(PerVideoMeanMetric):
         self.add_video_scores(values.mean(dim=1))
 
 
-class SSIM(_PairedFrameMetric):
+class SSIM(PairedFrameMetric):
     r"""Structural similarity of paired videos, scikit-image exact.
 
     ``window="uniform"`` (default, JWB-DH-V1): ``skimage.metrics.structural_similarity(gt, gen,
@@ -121,7 +140,7 @@ class SSIM(_PairedFrameMetric):
         return ssim_frames(generated, reference, window=self.window, compute_dtype=self.compute_dtype)
 
 
-class PSNR(_PairedFrameMetric):
+class PSNR(PairedFrameMetric):
     r"""Peak signal-to-noise ratio of paired videos (data range 255), as skimage computes it per frame.
 
     Identical frames have infinite PSNR. By default that infinity is kept (the reference script's mean then
@@ -176,7 +195,7 @@ class PSNR(_PairedFrameMetric):
         return value
 
 
-class PixelCSIM(_PairedFrameMetric):
+class PixelCSIM(PairedFrameMetric):
     r"""JWB-DH-V1's "CSIM" as its script computes it: cosine similarity of the raw pixel arrays per frame.
 
     Per frame pair, ``cos(flatten(gen), flatten(ref))`` in float64 (0 if either frame is all black),
