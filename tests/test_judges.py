@@ -1,4 +1,8 @@
-"""Judges end to end against a real HTTP server on 127.0.0.1 that mimics the OpenAI and Gemini APIs."""
+"""Judges end to end against a real HTTP server on 127.0.0.1 that mimics the OpenAI and Gemini APIs.
+
+Also the layout: the judge logic in ``metrics.speech``, the HTTP clients in ``jwbdh_callbacks.tts``, and the
+old ``metrics.judges`` path re-exporting both (the clients lazily, so ``metrics`` never imports Lightning).
+"""
 
 from __future__ import annotations
 
@@ -18,14 +22,13 @@ from typing import Any
 import pytest
 import torch
 
-from metrics.judges import (
+from jwbdh_callbacks.tts.http_judge import _HTTPJudge
+from jwbdh_callbacks.tts.judges import GeminiJudge, OpenAICompatibleJudge, RateLimiter
+from metrics.speech import (
     CATEGORY_RUBRICS,
     SYSTEM_PROMPT,
-    GeminiJudge,
     Judge,
     JudgeResponseError,
-    OpenAICompatibleJudge,
-    RateLimiter,
     Verdict,
     build_judge_prompt,
     decode_wav,
@@ -510,3 +513,52 @@ def test_judges_survive_pickling_for_ddp_spawn(api, secret_env):
     assert verdict.valid and judge.stats.valid == 1
     gemini = pickle.loads(pickle.dumps(fast_gemini(api, secret_env)))
     assert gemini.model == "gemini-test" and SECRET not in pickle.dumps(gemini).decode("latin-1")
+
+
+# ------------------------------------------------------------------------------------------------ layout
+def test_http_judge_settings_are_keyword_only():
+    with pytest.raises(TypeError, match="positional"):
+        _HTTPJudge("m", "http://127.0.0.1:1")  # type: ignore[misc]
+    base = _HTTPJudge(model="m", base_url="http://127.0.0.1:1/", max_attempts=3, backoff_initial=0.5)
+    assert (base.model, base.base_url) == ("m", "http://127.0.0.1:1")  # trailing '/' dropped
+    assert (base.max_attempts, base.backoff_initial) == (3, 0.5)
+    assert base.api_key_env is None and base.timeout == 120.0 and base.rate_limiter.interval == 0.0
+    # the providers hand every setting through by name, their own defaults included
+    gem = GeminiJudge(require_api_key=False, timeout=7.0, max_output_tokens=99, extra_headers={"X-A": "b"})
+    assert (gem.timeout, gem.max_attempts, gem.max_output_tokens, gem.json_mode) == (7.0, 10, 99, True)
+    assert gem.extra_headers == {"X-A": "b"} and gem.api_key_env == "GEMINI_API_KEY"
+    oai = OpenAICompatibleJudge(model="o", base_url="http://127.0.0.1:1/v1", api_key_env=None, top_p=0.5)
+    assert (oai.top_p, oai.max_attempts, oai.json_mode, oai.temperature) == (0.5, 5, False, 0.0)
+
+
+def test_old_metrics_judges_path_reexports_the_same_objects():
+    import jwbdh_callbacks.tts.judges as http_judges
+    import metrics.judges as old
+    import metrics.speech as speech
+
+    for name in ("Verdict", "Judge", "JudgeResponseError", "JudgePrompt", "build_judge_prompt",
+                 "parse_judge_response", "rubric_for", "CATEGORY_RUBRICS", "SYSTEM_PROMPT",
+                 "encode_wav", "decode_wav", "read_wav"):  # fmt: skip
+        assert getattr(old, name) is getattr(speech, name), name
+    for name in ("OpenAICompatibleJudge", "GeminiJudge", "RateLimiter"):
+        assert getattr(old, name) is getattr(http_judges, name), name
+    assert set(old.__all__) <= set(dir(old))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        old.Nope  # noqa: B018
+
+
+def test_metrics_never_imports_jwbdh_callbacks_or_lightning():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, metrics, metrics.judges, metrics.speech; "
+        "from metrics.judges import Verdict, encode_wav, parse_judge_response; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jwbdh_callbacks', 'lightning', "
+        "'pytorch_lightning')); assert not bad, bad; "
+        "from metrics.judges import GeminiJudge; "  # the lazy re-export: judges only, still no Lightning
+        "assert GeminiJudge.__module__ == 'jwbdh_callbacks.tts.judges'; "
+        "assert 'lightning' not in sys.modules, 'a judge import pulled in lightning'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -377,3 +377,20 @@ def test_ddp_two_processes_equal_single_process():
         assert res["wer"] == pytest.approx(single_wer, nan_ok=True)
         assert res["wr"] == pytest.approx(single_wr, nan_ok=True)
     assert results[0]["wr"]["Emotions/valid"] == 6 and results[1]["wr"]["invalid"] == 1
+
+
+def test_speech_package_exports_what_the_old_module_did():
+    """``metrics.speech`` became a package: its old names are the objects of the new submodules."""
+    import metrics
+    import metrics.speech as speech
+    from metrics.speech import categories, judging, wer, winrate
+
+    assert {"Judgement", "Outcome", "WinRate", "WordErrorRate", "judge_candidate"} <= set(speech.__all__)
+    assert speech.WordErrorRate is wer.WordErrorRate is metrics.WordErrorRate
+    assert speech.WinRate is winrate.WinRate is metrics.WinRate
+    assert speech.judge_candidate is winrate.judge_candidate and speech.Judgement is winrate.Judgement
+    assert speech.Outcome is fs.Outcome and speech.Verdict is judging.Verdict
+    with pytest.raises(ValueError, match="unique"):
+        categories.check_categories(["Emotions", "Emotions"])
+    with pytest.raises(ValueError, match=r"categories\[1\] must be one of"):
+        categories.category_index(("Emotions",), ["Emotions", "Questions"], 2, torch.device("cpu"))

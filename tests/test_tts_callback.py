@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import Logger, WandbLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from jwbdh_callbacks.tts_callback import TTSWinRateCallback, category_slug, load_prompts
+from jwbdh_callbacks.tts import TTSWinRateCallback, category_slug, load_prompts
+from jwbdh_callbacks.tts.judges import OpenAICompatibleJudge
 from metrics.functional.speech import candidate_position
-from metrics.judges import OpenAICompatibleJudge, Verdict, encode_wav
+from metrics.speech import Verdict, encode_wav
 
 SR = 22_050
 PROMPTS = load_prompts()
@@ -483,6 +484,16 @@ def test_callback_with_http_judge_pickles_for_ddp_spawn():
     clone = pickle.loads(pickle.dumps(cb))
     assert [p.id for p in clone.prompts] == [p.id for p in cb.prompts]
     assert clone.wer is None and clone.win_rate is None  # metric states are created per process in setup()
+
+
+def test_old_tts_callback_path_reexports_the_same_objects():
+    import jwbdh_callbacks.tts.callback as callback
+    import jwbdh_callbacks.tts.prompts as prompts
+    import jwbdh_callbacks.tts_callback as old
+
+    assert old.TTSWinRateCallback is callback.TTSWinRateCallback is TTSWinRateCallback
+    for name in ("TTSPrompt", "category_slug", "load_prompts"):
+        assert getattr(old, name) is getattr(prompts, name), name
 
 
 def test_prompt_set_and_state_roundtrip():
