@@ -31,6 +31,9 @@ Example:
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -50,6 +53,83 @@ __all__ = [
 _PIL_BITS = 22  # PIL's PRECISION_BITS for 8-bit images (32 - 8 - 2)
 _CV_COEF_SCALE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE (11 bits)
 _AREA_GATHER_ELEMENTS = 1 << 25  # ~128 MB of float32 per gather in the exact INTER_AREA port
+
+Tables = Tensor | tuple[Tensor, ...]
+
+
+class DeviceTableCache:
+    """A bounded LRU of resize tables already on their device: a repeated size copies nothing to it.
+
+    The coefficient and index tables are built on the host (``lru_cache``) and are small, but moving one to
+    an accelerator is a host->device copy on every call; keyed by (table kind, sizes, device, dtype), a
+    table is copied once and then reused. Bounded in entries and bytes, least recently used first out; a
+    table larger than the byte budget is returned uncached. Entries are shared: never modify one in place.
+
+    Args:
+        max_entries: most tables kept.
+        max_bytes: most bytes kept, all tables together.
+
+    Example:
+        >>> import torch
+        >>> cache = DeviceTableCache(max_entries=2)
+        >>> t = cache.get(("demo", 3), torch.device("cpu"), lambda: torch.arange(3))
+        >>> cache.get(("demo", 3), torch.device("cpu"), lambda: None) is t, len(cache)
+        (True, 1)
+    """
+
+    def __init__(self, max_entries: int = 128, max_bytes: int = 64 << 20) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError(f"`max_entries` must be a positive int, got {max_entries!r}")
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"`max_bytes` must be a positive int, got {max_bytes!r}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple, tuple[Tables, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple, device: torch.device, build: Callable[[], Tables]) -> Tables:
+        """The table(s) ``build()`` returns, moved to ``device``; built and moved once per (key, device)."""
+        full_key = (*key, str(device))
+        with self._lock:
+            entry = self._entries.get(full_key)
+            if entry is not None:
+                self._entries.move_to_end(full_key)
+                self.hits += 1
+                return entry[0]
+            self.misses += 1
+        value = build()
+        if isinstance(value, Tensor):
+            value = value.to(device)
+            size = value.numel() * value.element_size()
+        else:
+            value = tuple(t.to(device) for t in value)
+            size = sum(t.numel() * t.element_size() for t in value)
+        if size > self.max_bytes:
+            return value
+        with self._lock:
+            if full_key not in self._entries:
+                self._entries[full_key] = (value, size)
+                self.nbytes += size
+            while len(self._entries) > self.max_entries or self.nbytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.nbytes -= dropped
+        return value
+
+    def clear(self) -> None:
+        """Drop every table (they are rebuilt on their next use)."""
+        with self._lock:
+            self._entries.clear()
+            self.nbytes = 0
+
+
+#: The tables of every resize in this module, per device (see :class:`DeviceTableCache`).
+DEVICE_TABLES = DeviceTableCache()
 
 
 def _check_frames(frames: object, size: object) -> tuple[int, int]:
@@ -76,10 +156,14 @@ def _check_backend(backend: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"`backend` must be one of {allowed}, got {backend!r}")
 
 
-def _float_separable(frames: Tensor, wy: Tensor, wx: Tensor) -> Tensor:
+def _float_separable(
+    frames: Tensor, key: tuple, build_y: Callable[[], Tensor], build_x: Callable[[], Tensor]
+) -> Tensor:
+    """``wy @ frames @ wx.T`` with the [dst, src] matrices of one filter (``key`` names it and its sizes)."""
     dtype = torch.float64 if frames.dtype == torch.float64 else torch.float32
     x = frames.to(dtype)
-    return torch.matmul(torch.matmul(wy.to(x.device, dtype), x), wx.to(x.device, dtype).T)
+    wy, wx = DEVICE_TABLES.get((*key, dtype), x.device, lambda: (build_y().to(dtype), build_x().to(dtype)))
+    return torch.matmul(torch.matmul(wy, x), wx.T)
 
 
 # ----------------------------------------------------------------------------------------------- PIL
@@ -147,13 +231,16 @@ def resize_pil_bilinear(frames: Tensor, size: tuple[int, int], *, backend: str =
     src_h, src_w = frames.shape[-2:]
     x = frames.to(torch.float64)
 
+    def coeffs(src: int, dst: int) -> Tensor:
+        return DEVICE_TABLES.get(("pil", src, dst), x.device, lambda: _pil_bilinear_coeffs(src, dst))
+
     def horizontal(x: Tensor) -> Tensor:
-        return _pil_pass(x, _pil_bilinear_coeffs(src_w, w).to(x.device)) if w != src_w else x
+        return _pil_pass(x, coeffs(src_w, w)) if w != src_w else x
 
     def vertical(x: Tensor) -> Tensor:
         if h == src_h:
             return x
-        return _pil_pass(x.transpose(-1, -2), _pil_bilinear_coeffs(src_h, h).to(x.device)).transpose(-1, -2)
+        return _pil_pass(x.transpose(-1, -2), coeffs(src_h, h)).transpose(-1, -2)
 
     if _pil_vertical_first((src_h, src_w), (h, w)):
         x = horizontal(vertical(x))
@@ -236,8 +323,49 @@ def _taps_to_matrix(taps: tuple[Tensor, Tensor, Tensor, Tensor], src: int) -> Te
 
 @lru_cache(maxsize=1024)
 def _opencv_linear_int_taps(src: int, dst: int, rows: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`_opencv_linear_taps` (INTER_LINEAR) with OpenCV's 11-bit integer coefficients."""
     i0, i1, w0, w1 = _opencv_linear_taps(src, dst, False, rows=rows)
     return i0, i1, _cv_round(w0 * _CV_COEF_SCALE), _cv_round(w1 * _CV_COEF_SCALE)
+
+
+def _linear_int_taps_batched(lengths: Tensor, dst: int, rows: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`_opencv_linear_int_taps` for many source lengths at once, on the device of ``lengths``.
+
+    ``lengths`` int64 ``[K, 1]`` (each >= 1) -> ``[K, dst]`` index0, index1 (int64) and the two coefficients
+    (int32). The same float64 and float32 operations as the scalar loop, in the same order; each is
+    correctly rounded on any IEEE device, so the integers are the same (tests/test_host_syncs.py compares
+    them for every length up to 1100). Divisions are written as ``torch.div`` of two tensors because
+    ``scalar / tensor`` is computed as ``reciprocal(tensor) * scalar``, which rounds twice.
+
+    Example:
+        >>> import torch
+        >>> got = _linear_int_taps_batched(torch.tensor([[5]]), 3, False)
+        >>> [t[0].tolist() for t in got] == [t.tolist() for t in _opencv_linear_int_taps(5, 3, False)]
+        True
+    """
+    n = lengths.to(torch.float64)
+    inv_scale = torch.div(torch.full_like(n, float(dst)), n)  # dst / src
+    scale = torch.div(torch.ones_like(inv_scale), inv_scale)  # 1 / inv_scale, as OpenCV
+    d = torch.arange(dst, dtype=torch.float64, device=lengths.device)
+    fx = ((d + 0.5) * scale - 0.5).to(torch.float32)  # [K, dst]
+    sx_f = torch.floor(fx)
+    fx = fx - sx_f
+    sx = sx_f.to(torch.int64)
+    last = lengths - 1
+    zero = torch.zeros_like(fx)
+    if rows:  # rows keep the fraction and clamp both indices
+        i0 = sx.clamp(min=0).minimum(last)
+        i1 = (sx + 1).clamp(min=0).minimum(last)
+    else:  # columns outside the image: first/last column with the fraction zeroed
+        fx = torch.where(sx < 0, zero, fx)
+        sx = sx.clamp(min=0)
+        beyond = sx >= last
+        fx = torch.where(beyond, zero, fx)
+        i0 = torch.where(beyond, last, sx)
+        i1 = (i0 + 1).minimum(last)
+    w0 = 1.0 - fx  # float32, as OpenCV's 1.f - fx
+    scale_coef = float(_CV_COEF_SCALE)
+    return i0, i1, _cv_round(w0.to(torch.float64) * scale_coef), _cv_round(fx.to(torch.float64) * scale_coef)
 
 
 def opencv_linear_crops(frames: Tensor, boxes: Tensor, size: tuple[int, int]) -> Tensor:
@@ -247,8 +375,9 @@ def opencv_linear_crops(frames: Tensor, boxes: Tensor, size: tuple[int, int]) ->
     ``0 <= x1 < x2 <= W`` and ``0 <= y1 < y2 <= H`` (not checked here); returns uint8 ``[K, C, h, w]`` on the
     frames' device. Each crop has its own source size, so OpenCV's fixed-point taps (11-bit coefficients,
     the integer horizontal pass and the vectorised vertical rounding of :func:`resize_opencv_bilinear`) are
-    looked up per crop size and gathered per frame: one set of gathers for the whole batch, no per-frame
-    loop, and the same pixels as OpenCV on any device.
+    computed for every frame at once where the boxes are (:func:`_linear_int_taps_batched`: no host sync,
+    no table copied to the device) and gathered: one set of gathers for the whole batch, no per-frame loop,
+    and the same pixels as OpenCV on any device.
 
     Example:
         >>> import torch
@@ -259,20 +388,17 @@ def opencv_linear_crops(frames: Tensor, boxes: Tensor, size: tuple[int, int]) ->
     k, c = frames.shape[:2]
     h, w = size
     dev = frames.device
-    corners = boxes.to(torch.int64).cpu()
-    x1, y1 = corners[:, 0], corners[:, 1]
-    widths, heights = (corners[:, 2] - x1).tolist(), (corners[:, 3] - y1).tolist()
+    # The taps are computed where the boxes are (no host round trip); MPS has no float64: there, on the CPU.
+    work = torch.device("cpu") if dev.type == "mps" else dev
+    corners = boxes.to(work, torch.int64)
+    x1, y1 = corners[:, 0:1], corners[:, 1:2]
 
-    def per_frame(lengths: list[int], dst: int, rows: bool, offset: Tensor) -> list[Tensor]:
-        taps = [_opencv_linear_int_taps(n, dst, rows) for n in lengths]
-        i0 = torch.stack([t[0] for t in taps]) + offset[:, None]
-        i1 = torch.stack([t[1] for t in taps]) + offset[:, None]
-        c0 = torch.stack([t[2] for t in taps])
-        c1 = torch.stack([t[3] for t in taps])
-        return [t.to(dev) for t in (i0, i1, c0, c1)]
+    def per_frame(lengths: Tensor, dst: int, rows: bool, offset: Tensor) -> list[Tensor]:
+        i0, i1, c0, c1 = _linear_int_taps_batched(lengths, dst, rows)
+        return [t.to(dev) for t in (i0 + offset, i1 + offset, c0, c1)]
 
-    ix0, ix1, cx0, cx1 = per_frame(widths, w, False, x1)
-    iy0, iy1, cy0, cy1 = per_frame(heights, h, True, y1)
+    ix0, ix1, cx0, cx1 = per_frame(corners[:, 2:3] - x1, w, False, x1)
+    iy0, iy1, cy0, cy1 = per_frame(corners[:, 3:4] - y1, h, True, y1)
     full_w = frames.shape[-1]
 
     def horizontal(row_index: Tensor) -> Tensor:  # the two-tap integer pass on the source rows needed
@@ -287,14 +413,29 @@ def opencv_linear_crops(frames: Tensor, boxes: Tensor, size: tuple[int, int]) ->
     return ((top + bottom + 2) >> 2).clamp_(0, 255).to(torch.uint8)
 
 
-def _opencv_fixed_point_linear(frames: Tensor, taps_y: tuple, taps_x: tuple) -> Tensor:
-    """OpenCV's 8-bit linear resize: int horizontal pass, then the vectorised vertical rounding."""
+def _fixed_point_taps(src: int, dst: int, area: bool, rows: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(index0, index1, coef0, coef1) of :func:`_opencv_linear_taps` with 11-bit integer coefficients."""
+    i0, i1, w0, w1 = _opencv_linear_taps(src, dst, area, rows)
+    return i0, i1, _cv_round(w0 * _CV_COEF_SCALE), _cv_round(w1 * _CV_COEF_SCALE)
+
+
+def _opencv_fixed_point_linear(
+    frames: Tensor, size: tuple[int, int], area: bool, rows_y: tuple[bool, bool]
+) -> Tensor:
+    """OpenCV's 8-bit linear resize: int horizontal pass, then the vectorised vertical rounding.
+
+    ``area`` selects INTER_AREA's coefficients for enlarging axes; ``rows_y`` is the ``rows`` flag of
+    :func:`_opencv_linear_taps` for (y, x).
+    """
     dev = frames.device
+    (src_h, src_w), (h, w) = frames.shape[-2:], size
+    iy0, iy1, cy0, cy1 = DEVICE_TABLES.get(
+        ("cv-linear", src_h, h, area, rows_y[0]), dev, lambda: _fixed_point_taps(src_h, h, area, rows_y[0])
+    )
+    ix0, ix1, cx0, cx1 = DEVICE_TABLES.get(
+        ("cv-linear", src_w, w, area, rows_y[1]), dev, lambda: _fixed_point_taps(src_w, w, area, rows_y[1])
+    )
     x = frames.to(torch.int32)
-    iy0, iy1, wy0, wy1 = (t.to(dev) for t in taps_y)
-    ix0, ix1, wx0, wx1 = (t.to(dev) for t in taps_x)
-    cx0, cx1 = _cv_round(wx0 * _CV_COEF_SCALE), _cv_round(wx1 * _CV_COEF_SCALE)
-    cy0, cy1 = _cv_round(wy0 * _CV_COEF_SCALE), _cv_round(wy1 * _CV_COEF_SCALE)
     rows = x[..., ix0] * cx0 + x[..., ix1] * cx1  # [N, C, H, w], < 2**20
     rows = rows >> 4
     top = (rows[..., iy0, :] * cy0[:, None]) >> 16
@@ -385,9 +526,7 @@ def _opencv_area_tab(src: int, dst: int) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(index), torch.from_numpy(weight)
 
 
-def _opencv_area_float32(
-    frames: Tensor, tab_y: tuple[Tensor, Tensor], tab_x: tuple[Tensor, Tensor]
-) -> Tensor:
+def _opencv_area_float32(frames: Tensor, size: tuple[int, int]) -> Tensor:
     """OpenCV's non-integer INTER_AREA (``ResizeArea_Invoker`` with float32 sums) on uint8 frames.
 
     Per source row, ``buf[dx] += src[sx] * alpha`` over the x table; per output row, ``sum = beta0 * buf0``
@@ -395,13 +534,14 @@ def _opencv_area_float32(
     separate float32 operation here, in the same order, so the rounding is the same on any device.
     """
     dev = frames.device
-    ix, wx = (t.to(dev) for t in tab_x)
-    iy, wy = (t.to(dev) for t in tab_y)
+    (src_h, src_w), (h, w) = frames.shape[-2:], size
+    iy, wy = DEVICE_TABLES.get(("cv-area", src_h, h), dev, lambda: _opencv_area_tab(src_h, h))
+    ix, wx = DEVICE_TABLES.get(("cv-area", src_w, w), dev, lambda: _opencv_area_tab(src_w, w))
     # The gathered [n, C, H, w, taps] tensor can be large (1080p -> 299 on 16 frames: ~0.5 GB): bound it.
     per_frame = frames.shape[1] * frames.shape[2] * ix.shape[0] * ix.shape[1]
     step = max(1, _AREA_GATHER_ELEMENTS // max(per_frame, 1))
     if frames.shape[0] > step:
-        return torch.cat([_opencv_area_float32(part, tab_y, tab_x) for part in frames.split(step)])
+        return torch.cat([_opencv_area_float32(part, size) for part in frames.split(step)])
     x = frames.to(torch.float32)
     cols = x[..., ix]  # [N, C, H, w, taps_x]
     buf = cols[..., 0] * wx[:, 0]
@@ -434,17 +574,24 @@ def resize_opencv_area(frames: Tensor, size: tuple[int, int], *, backend: str = 
     if src_h >= h and src_w >= w:
         if frames.dtype != torch.uint8:
             out = _float_separable(
-                frames.to(torch.float64), _opencv_area_box(src_h, h), _opencv_area_box(src_w, w)
+                frames.to(torch.float64),
+                ("cv-area-box", src_h, h, src_w, w),
+                lambda: _opencv_area_box(src_h, h),
+                lambda: _opencv_area_box(src_w, w),
             )
             return out.to(frames.dtype)
         factors = _opencv_area_integer_factors((src_h, src_w), (h, w))
         if factors is not None:
             return _opencv_area_fast(frames, *factors)
-        return _opencv_area_float32(frames, _opencv_area_tab(src_h, h), _opencv_area_tab(src_w, w))
-    taps_y, taps_x = _opencv_linear_taps(src_h, h, True), _opencv_linear_taps(src_w, w, True)
+        return _opencv_area_float32(frames, (h, w))
     if frames.dtype == torch.uint8:
-        return _opencv_fixed_point_linear(frames, taps_y, taps_x)
-    return _float_separable(frames, _taps_to_matrix(taps_y, src_h), _taps_to_matrix(taps_x, src_w))
+        return _opencv_fixed_point_linear(frames, (h, w), True, (False, False))
+    return _float_separable(
+        frames,
+        ("cv-area-linear", src_h, h, src_w, w),
+        lambda: _taps_to_matrix(_opencv_linear_taps(src_h, h, True), src_h),
+        lambda: _taps_to_matrix(_opencv_linear_taps(src_w, w, True), src_w),
+    )
 
 
 def resize_opencv_bilinear(frames: Tensor, size: tuple[int, int], *, backend: str = "auto") -> Tensor:
@@ -464,10 +611,14 @@ def resize_opencv_bilinear(frames: Tensor, size: tuple[int, int], *, backend: st
     src_h, src_w = frames.shape[-2:]
     if (src_h, src_w) == (h, w):
         return frames.clone()
-    taps_y, taps_x = _opencv_linear_taps(src_h, h, False, rows=True), _opencv_linear_taps(src_w, w, False)
     if frames.dtype == torch.uint8:
-        return _opencv_fixed_point_linear(frames, taps_y, taps_x)
-    return _float_separable(frames, _taps_to_matrix(taps_y, src_h), _taps_to_matrix(taps_x, src_w))
+        return _opencv_fixed_point_linear(frames, (h, w), False, (True, False))
+    return _float_separable(
+        frames,
+        ("cv-linear-float", src_h, h, src_w, w),
+        lambda: _taps_to_matrix(_opencv_linear_taps(src_h, h, False, rows=True), src_h),
+        lambda: _taps_to_matrix(_opencv_linear_taps(src_w, w, False), src_w),
+    )
 
 
 def _resize_with_opencv(frames: Tensor, size: tuple[int, int], flag: str) -> Tensor:
@@ -511,6 +662,10 @@ def resize_tf1_bilinear(frames: Tensor, size: tuple[int, int]) -> Tensor:
         [0.0, 2.0, 4.0, 4.0]
     """
     h, w = _check_frames(frames, size)
+    src_h, src_w = frames.shape[-2:]
     return _float_separable(
-        frames, _tf1_linear_weights(frames.shape[-2], h), _tf1_linear_weights(frames.shape[-1], w)
+        frames,
+        ("tf1", src_h, h, src_w, w),
+        lambda: _tf1_linear_weights(src_h, h),
+        lambda: _tf1_linear_weights(src_w, w),
     )
