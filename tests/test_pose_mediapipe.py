@@ -156,8 +156,10 @@ def test_import_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         MediaPipeWholeBody()
     monkeypatch.setitem(sys.modules, "mediapipe", types.SimpleNamespace(__version__="0.10.14"))
     import google.protobuf
+    from google.protobuf import symbol_database
 
     monkeypatch.setattr(google.protobuf, "__version__", "7.36.2")
+    monkeypatch.delattr(symbol_database.SymbolDatabase, "GetPrototype", raising=False)
     with pytest.raises(ImportError, match=r"protobuf<5.*7\.36\.2"):
         MediaPipeWholeBody()
     with pytest.raises(ValueError, match="min_detection_confidence"):

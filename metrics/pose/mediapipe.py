@@ -178,8 +178,12 @@ def _import_mediapipe() -> Any:
     except ImportError as err:
         raise ImportError(f"MediaPipeWholeBody needs mediapipe==0.10.14: {MEDIAPIPE_HINT}") from err
     from google.protobuf import __version__ as protobuf_version
+    from google.protobuf import symbol_database
 
-    if int(protobuf_version.split(".")[0]) >= 5:
+    # mediapipe 0.10.14's solutions read every output through SymbolDatabase.GetPrototype (removed in
+    # protobuf 5+; protobuf 7 also drops FieldDescriptor.label, used at graph set-up): fail here, not on the
+    # first detected frame.
+    if not hasattr(symbol_database.Default(), "GetPrototype"):
         raise ImportError(
             f"mediapipe {getattr(mediapipe, '__version__', '?')} needs protobuf<5 (its Python solutions "
             f"use protobuf APIs removed in 5+), found protobuf {protobuf_version}: "
