@@ -272,3 +272,57 @@ def test_cli_preset_stands_for_every_checkpoint_of_the_preset(isolated, capsys):
     assert "loads no registry checkpoint" in capsys.readouterr().out
     assert cli_weights(["download", "--preset"]) == 2
     assert cli_weights(["verify", "--preset", "no-such-preset"]) == 2
+
+
+def test_weights_command_directly(isolated, monkeypatch, capsys):
+    """The CLI's new home (jwbdh_callbacks.weights_cli): every sub-command, exit codes and exact lines."""
+    from jwbdh_callbacks.weights_cli import weights_command
+
+    payload = os.urandom(4_000)
+    with _server({"/w": (200, payload, None), "/gone": (404, b"", None)}) as base:
+        isolated("toy_cmd", payload, url=f"{base}/w")
+        isolated("toy_cmd404", payload, url=f"{base}/gone")
+        isolated("toy_cmdweak", b"", sha="2" * 64, strict=False)
+        isolated("toy_cmdbad", b"", sha="3" * 64)
+        target = W.cache_dir() / "toy_cmd.bin"
+
+        assert weights_command(["path", "toy_cmd"]) == 1  # offline and absent: path never downloads
+        assert "jwbdh-weights download toy_cmd" in capsys.readouterr().err
+        monkeypatch.setenv("JWBDH_OFFLINE", "0")
+        assert weights_command(["download", "toy_cmd", "toy_cmd404"]) == 1  # a failure stops no other
+        out, err = capsys.readouterr()
+        assert out == f"toy_cmd: {target}\n" and target.read_bytes() == payload
+        assert err.startswith("toy_cmd404: weights 'toy_cmd404'") and "download failed" in err
+
+    assert weights_command(["path", "toy_cmd"]) == 0
+    assert capsys.readouterr().out == f"toy_cmd: {target}\n"
+    (W.cache_dir() / "toy_cmdweak.bin").write_bytes(b"not the registered bytes")
+    (W.cache_dir() / "toy_cmdbad.bin").write_bytes(b"corrupt")
+    with pytest.warns(UserWarning, match="not enforced"):
+        assert weights_command(["verify", "toy_cmd", "toy_cmdweak"]) == 0  # a weak hash only warns
+    assert capsys.readouterr().out == (
+        f"toy_cmd: ok {target}\ntoy_cmdweak: MISMATCH (warning only) {W.cache_dir() / 'toy_cmdweak.bin'}\n"
+    )
+    assert weights_command(["verify", "toy_cmdbad"]) == 1
+    assert "does not match the registry" in capsys.readouterr().err
+
+    assert weights_command(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 * len(W.REGISTRY)  # two lines per entry
+    row = lines.index(next(line for line in lines if line.startswith("toy_cmd ")))
+    assert lines[row].split() == ["toy_cmd", "toy_cmd.bin", "test"]
+    assert lines[row + 1].strip() == f"test entry; local: {target}"
+    assert any(line.startswith("amt_s ") and line.endswith("[NON-COMMERCIAL]") for line in lines)
+
+    for argv, message in (
+        (["download"], "`download` needs at least one NAME"),
+        (["path", "toy_cmd", "nope"], "unknown NAME(s): nope"),
+        ([], "required"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            weights_command(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+    # the old entry point is a thin shim over the same command: identical output
+    assert W.main(["path", "toy_cmd"]) == 0
+    assert capsys.readouterr().out == f"toy_cmd: {target}\n"

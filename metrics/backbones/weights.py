@@ -25,12 +25,10 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import urllib.request
 import warnings
@@ -544,58 +542,11 @@ def _extract_member(archive: Path, member: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``jwbdh-weights list|path|verify|download [NAME ...]``."""
-    parser = argparse.ArgumentParser(
-        prog="jwbdh-weights", description="Manage the checkpoints jwbdh metrics use."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list registry entries, where they are and their licences")
-    for cmd, text in (
-        ("path", "print the local path of each NAME (no download)"),
-        ("verify", "check the sha256 of each NAME found locally"),
-        ("download", "download each NAME into the cache"),
-    ):
-        p = sub.add_parser(cmd, help=text)
-        p.add_argument("names", nargs="*", metavar="NAME", help="registry names (default: all for verify)")
-    args = parser.parse_args(argv)
-    if args.command == "list":
-        for entry in REGISTRY.values():
-            local = next((str(p) for p in _candidates(entry) if p.is_file()), "-")
-            flag = "  [NON-COMMERCIAL]" if entry.non_commercial else ""
-            print(f"{entry.name:24s} {entry.filename:40s} {entry.license}{flag}")
-            print(f"{'':24s} {entry.description}; local: {local}")
-        return 0
-    names = args.names or (list(REGISTRY) if args.command == "verify" else [])
-    if not names:
-        parser.error(f"`{args.command}` needs at least one NAME")
-    unknown = [n for n in names if n not in REGISTRY]
-    if unknown:
-        parser.error(f"unknown NAME(s): {', '.join(unknown)}; see `jwbdh-weights list`")
-    status = 0
-    missing: list[str] = []
-    for name in names:
-        try:
-            if args.command == "download":
-                print(f"{name}: {download_weights(name)}")
-            elif args.command == "path":
-                print(f"{name}: {resolve_weights(name, allow_download=False)}")
-            else:
-                found = [p for p in _candidates(REGISTRY[name]) if p.is_file()]
-                if not found:
-                    print(f"{name}: missing")
-                    missing.append(name)
-                    status = 1
-                    continue
-                ok = verify_file(found[0], REGISTRY[name])
-                print(f"{name}: {'ok' if ok else 'MISMATCH (warning only)'} {found[0]}")
-        except (WeightsUnavailableError, WeightsChecksumError) as err:
-            print(f"{name}: {err}", file=sys.stderr)
-            status = 1
-    if missing:
-        print(
-            f"{len(missing)} of {len(names)} checkpoint(s) missing; "
-            f"`jwbdh-weights download {' '.join(missing)}` "
-            "fetches them",
-            file=sys.stderr,
-        )
-    return status
+    """Deprecated home of ``jwbdh-weights``: use ``jwbdh_callbacks.weights_cli.weights_command``.
+
+    Kept so that callers of ``metrics.backbones.weights.main`` keep working; the import is lazy because
+    ``metrics`` never imports ``jwbdh_callbacks`` at module import time (DESIGN s1).
+    """
+    from jwbdh_callbacks.weights_cli import weights_command
+
+    return weights_command(argv)
