@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: Column order of the paper's Table 2.
 METRIC_ORDER = ("SC", "BC", "MS", "DD", "AQ", "IQ", "FID", "FVD", "SSIM", "PSNR", "E-FID", "CSIM")
-#: VBench dimensions: our metrics return 0-1, the paper prints percent.
+#: VBench dimensions: our metrics return 0-1 (as VBench does); only the paper-comparison table shows percent.
 PERCENT_METRICS = frozenset({"SC", "BC", "MS", "DD", "AQ", "IQ"})
 LOWER_IS_BETTER = frozenset({"FID", "FVD", "E-FID"})
 
@@ -69,24 +69,45 @@ def _display(metric: str, value: float) -> float:
 
 
 def results_table(
-    results: Mapping[str, Mapping[str, float]], include_paper: bool = True, source: str = "ours"
+    results: Mapping[str, Mapping[str, float]],
+    include_paper: bool = True,
+    source: str = "ours",
+    summaries: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[str], list[list[Any]]]:
-    """Rows ``[source, region, *metrics]`` in Table 2's units (VBench dimensions x100).
+    """Rows ``[source, region, *metrics]``.
 
-    ``include_paper`` appends the paper's rows for the same regions, so a logged table reads like Table 2.
+    One scale everywhere but here: without the paper (``include_paper=False``) every value is on the scale
+    the metric returns, VBench dimensions 0-1 as VBench reports them. ``include_paper=True`` builds the
+    paper-comparison table: the paper's Table 2 rows follow ours, and the VBench dimensions of EVERY row are
+    shown in percent as the paper prints them, their columns labelled ``"SC (%)"``.
+
+    ``summaries`` (``{region: {key: MeanSummary}}``, e.g. ``RegionalSuite.summaries()``) adds three rows per
+    region after ours: ``± sem``, ``95% CI low`` and ``95% CI high`` (metrics without a per-video spread,
+    pooled FID, are left empty).
     """
     metrics = [m for m in METRIC_ORDER if any(m in r for r in results.values())]
     metrics += sorted({m for r in results.values() for m in r} - set(metrics))
-    columns = ["source", "region", *metrics]
+    scale = {m: (100.0 if include_paper and m in PERCENT_METRICS else 1.0) for m in metrics}
+    labels = [f"{m} (%)" if scale[m] != 1.0 else m for m in metrics]
+    columns = ["source", "region", *labels]
     rows: list[list[Any]] = []
     for region, values in results.items():
         rows.append(
-            [
-                source,
-                region,
-                *(_round(_display(m, float(values[m]))) if m in values else None for m in metrics),
-            ]
+            [source, region, *(_round(float(values[m]) * scale[m]) if m in values else None for m in metrics)]
         )
+        spread = (summaries or {}).get(region)
+        if spread:
+            for label, field in (("± sem", "sem"), ("95% CI low", "ci_low"), ("95% CI high", "ci_high")):
+                rows.append(
+                    [
+                        f"{source} {label}",
+                        region,
+                        *(
+                            _round(getattr(spread[m], field) * scale[m]) if m in spread else None
+                            for m in metrics
+                        ),
+                    ]
+                )
     if include_paper:
         paper = paper_table2()
         models = next(iter(next(iter(paper.values())).values())).keys()
@@ -104,19 +125,30 @@ def _round(value: float) -> float:
 
 
 def log_scalars(
-    pl_module: Any, results: Mapping[str, Mapping[str, float]], prefix: str = "val/jwbdh"
+    pl_module: Any,
+    results: Mapping[str, Mapping[str, float]],
+    prefix: str = "val/jwbdh",
+    summaries: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """Log every value as ``{prefix}/{region}/{metric}``.
+    """Log every value as ``{prefix}/{region}/{metric}`` (VBench dimensions 0-1, as VBench reports them).
 
+    With ``summaries`` (``RegionalSuite.summaries()``) the spread of each mean over videos is logged too:
+    ``{prefix}/{region}/{metric}_sem``, ``_ci_low`` and ``_ci_high`` (95% Student-t interval).
     The values come from ``Metric.compute()``, which has already synchronised all ranks, so they are logged
     with ``sync_dist=False`` (a second reduction would be wasted, or wrong for sums).
     """
+
+    def log(name: str, value: float) -> None:
+        tensor = torch.as_tensor(float(value), dtype=torch.float32, device=pl_module.device)
+        pl_module.log(name, tensor, on_step=False, on_epoch=True, sync_dist=False)
+
     for region, values in results.items():
         for metric, value in values.items():
-            tensor = torch.as_tensor(float(value), dtype=torch.float32, device=pl_module.device)
-            pl_module.log(
-                f"{prefix}/{region}/{metric}", tensor, on_step=False, on_epoch=True, sync_dist=False
-            )
+            log(f"{prefix}/{region}/{metric}", value)
+            spread = (summaries or {}).get(region, {}).get(metric)
+            if spread is not None:
+                for field in ("sem", "ci_low", "ci_high"):
+                    log(f"{prefix}/{region}/{metric}_{field}", getattr(spread, field))
 
 
 def side_by_side(
@@ -190,7 +222,7 @@ class MediaLogger:
         return "files" if getattr(logger, "log_dir", None) else "none"
 
     def log_results(self, results: Mapping[str, Mapping[str, float]], step: int, tag: str = "") -> None:
-        """Table + per-region bar charts; ``tag`` (e.g. "smoke: uncalibrated") is shown in titles."""
+        """Paper-comparison table + per-region bar charts; ``tag`` (e.g. "smoke: uncalibrated") in titles."""
         columns, rows = results_table(results)
         for logger in self.loggers:
             try:
