@@ -191,10 +191,3 @@ BENCHMARKS = {
     "frechet_pooled": bench_frechet_pooled,
     "frechet_per_video": bench_frechet_per_video,
 }
-
-if __name__ == "__main__":  # pragma: no cover - `python -m benchmarks.frechet_bench [--quick] ...`
-    import sys
-
-    from benchmarks.__main__ import main
-
-    raise SystemExit(main(["--only", *BENCHMARKS, *sys.argv[1:]]))
