@@ -132,8 +132,11 @@ class FeatureCache:
         """Keep ``features[i]`` for ``ids[i]`` (``features``: ``[len(ids), ...]``)."""
         if features.shape[0] != len(ids):
             raise ValueError(f"`features` has {features.shape[0]} rows for {len(ids)} ids")
-        for video_id, value in zip(ids, features, strict=True):
-            value = value.detach().to(self.device).clone()
+        # One copy to the cache's device for the whole batch (a device->host sync when it is the CPU), then a
+        # private copy of each row, so that an entry never keeps the batch's storage alive.
+        rows = features.detach().to(self.device)
+        for video_id, value in zip(ids, rows, strict=True):
+            value = value.clone()
             self._memory[(namespace, video_id)] = value
             if self.directory is not None:
                 path = self._path(namespace, video_id)
@@ -178,11 +181,16 @@ def cached_features(
         fresh = encode(videos)
         cache.store(namespace, ids, fresh)
         return fresh
-    if missing:
-        index = torch.tensor(missing, device=videos.device)
-        fresh = encode(videos.index_select(0, index))
-        cache.store(namespace, [ids[i] for i in missing], fresh)
-        for j, i in enumerate(missing):
-            found[i] = fresh[j]
     device = videos.device
-    return torch.stack([value.to(device, non_blocking=True) for value in found])  # type: ignore[union-attr]
+    hits = [i for i, value in enumerate(found) if value is not None]
+    # Cached rows are stacked where the cache keeps them and moved in ONE copy (not one per video).
+    cached = torch.stack([found[i] for i in hits]).to(device, non_blocking=True)  # type: ignore[misc]
+    if not missing:
+        return cached
+    fresh = encode(videos.index_select(0, torch.tensor(missing).to(device)))
+    cache.store(namespace, [ids[i] for i in missing], fresh)
+    # Rows of cat([cached, fresh]) back in batch order.
+    order = torch.empty(len(ids), dtype=torch.int64)
+    order[hits] = torch.arange(len(hits))
+    order[missing] = torch.arange(len(hits), len(ids))
+    return torch.cat([cached, fresh.to(cached.dtype)]).index_select(0, order.to(device))

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metrics._validate import check_int
 from metrics.functional.resize import (
     resize_opencv_area,
     resize_opencv_bilinear,
@@ -88,6 +89,13 @@ def check_video(video: object, name: str = "video", *, min_frames: int = 1) -> T
         >>> check_video(torch.rand(1, 4, 3, 8, 8), "reference").dtype
         torch.float32
     """
+    _check_layout(video, name, min_frames)
+    _check_float_ranges([(video, name)])
+    return video
+
+
+def _check_layout(video: object, name: str, min_frames: int) -> Tensor:
+    """Every check of :func:`check_video` that reads no value (no device sync)."""
     if not isinstance(video, Tensor):
         raise ValueError(
             f"`{name}` must be a torch.Tensor of shape [B, T, 3, H, W], got {type(video).__name__}"
@@ -108,9 +116,19 @@ def check_video(video: object, name: str = "video", *, min_frames: int = 1) -> T
         raise ValueError(f"`{name}` needs at least {min_frames} frame(s) (T = dim 1), got {_describe(video)}")
     if video.shape[3] < 1 or video.shape[4] < 1:
         raise ValueError(f"`{name}` has an empty frame size, got {_describe(video)}")
-    if video.is_floating_point() and video.numel() > 0:
-        lo, hi = torch.aminmax(video.detach())
-        lo, hi = float(lo), float(hi)  # one device sync for the whole range check
+    return video
+
+
+def _check_float_ranges(videos: list[tuple[Tensor, str]]) -> None:
+    """The value-range check of the float videos among ``(video, name)``: one device sync for all of them."""
+    scanned = [(v, n) for v, n in videos if v.is_floating_point() and v.numel() > 0]
+    if not scanned:
+        return
+    common = scanned[0][0].dtype
+    for v, _ in scanned[1:]:
+        common = torch.promote_types(common, v.dtype)  # exact: no extreme is rounded before the test
+    extremes = torch.stack([torch.stack(torch.aminmax(v.detach())).to(common) for v, _ in scanned]).tolist()
+    for (video, name), (lo, hi) in zip(scanned, extremes, strict=True):
         if not (lo >= -FLOAT_RANGE_TOLERANCE and hi <= 1.0 + FLOAT_RANGE_TOLERANCE):
             if math.isnan(lo) or math.isnan(hi) or not torch.isfinite(video).all():
                 raise ValueError(f"`{name}` contains NaN or Inf values ({_describe(video)})")
@@ -119,7 +137,6 @@ def check_video(video: object, name: str = "video", *, min_frames: int = 1) -> T
                 f"[0, 1] (uint8 videos in [0, 255]). Did you pass [0, 255] floats or [-1, 1] model outputs? "
                 f"Use (x + 1) / 2 for [-1, 1] or x.to(torch.uint8) for [0, 255]."
             )
-    return video
 
 
 def check_pair(
@@ -139,8 +156,10 @@ def check_pair(
         >>> import torch
         >>> g, r = check_pair(torch.rand(2, 4, 3, 8, 8), torch.rand(2, 5, 3, 8, 8))
     """
-    gen = check_video(generated, "generated", min_frames=min_frames)
-    ref = check_video(reference, "reference", min_frames=min_frames)
+    gen = _check_layout(generated, "generated", min_frames)
+    ref = _check_layout(reference, "reference", min_frames)
+    if gen.device == ref.device:
+        _check_float_ranges([(gen, "generated"), (ref, "reference")])  # one device sync for both
     if gen.shape[0] != ref.shape[0]:
         raise ValueError(
             f"`generated` and `reference` must hold the same number of videos (dim 0), got {gen.shape[0]} "
@@ -167,6 +186,7 @@ def canonical_pair(generated: object, reference: object, *, min_frames: int = 1)
     The regional suite calls this once per batch and hands the result to every metric and region, so the
     value-range scan of float videos (one device sync) runs once, not once per metric, and the uint8
     quantisation (:func:`to_uint8`, round-half-to-even, the same every metric applies itself) is done once.
+    The range scans of both float videos share that one sync (:func:`check_pair`).
     A metric's own check of a uint8 video is shape/dtype only.
 
     Example:
@@ -219,8 +239,7 @@ def first_frames(video: Tensor, num_frames: int, *, pad_black: bool = False) -> 
         >>> first_frames(torch.ones(1, 3, 3, 2, 2), 5, pad_black=True)[0, :, 0, 0, 0].tolist()
         [1.0, 1.0, 1.0, 0.0, 0.0]
     """
-    if num_frames < 1:
-        raise ValueError(f"`num_frames` must be >= 1, got {num_frames}")
+    check_int("num_frames", num_frames, minimum=1)
     out = video[:, :num_frames]
     if pad_black and out.shape[1] < num_frames:
         pad = out.new_zeros((out.shape[0], num_frames - out.shape[1], *out.shape[2:]))
@@ -247,8 +266,7 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tup
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"video file not found: {path}")
-    if max_frames is not None and max_frames < 1:
-        raise ValueError(f"`max_frames` must be >= 1 or None, got {max_frames}")
+    check_int("max_frames", max_frames, minimum=1, allow_none=True, none_means="all frames")
     frames: list[np.ndarray] = []
     try:
         with av.open(path) as container:

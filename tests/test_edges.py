@@ -244,6 +244,50 @@ def test_canny_long_hysteresis_chain():
     np.testing.assert_array_equal(_torch_canny_np(gray, 60, 250), ref)
 
 
+def _grow_by_flood_fill(strong: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Independent reference for hysteresis: breadth-first search over 8-connected candidate pixels."""
+    out = strong & candidate
+    queue = list(zip(*np.nonzero(out), strict=True))
+    h, w = strong.shape
+    while queue:
+        y, x = queue.pop()
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                yy, xx = y + dy, x + dx
+                if 0 <= yy < h and 0 <= xx < w and candidate[yy, xx] and not out[yy, xx]:
+                    out[yy, xx] = True
+                    queue.append((yy, xx))
+    return out
+
+
+@pytest.mark.parametrize("length", [1, 7, 8, 9, 10, 24, 25, 26, 57, 58, 300])
+def test_hysteresis_chunks_reach_the_fixed_point_with_few_checks(length, monkeypatch):
+    # A diagonal-and-straight chain of `length` candidate pixels grown from a strong pixel at one end needs
+    # `length - 1` dilation steps; the chunk boundaries (8, 24, 56, 120, ...) must not cut it short, and the
+    # convergence checks (host syncs) grow like log2(length), not length / 8.
+    h, w = 12, 320
+    candidate = np.zeros((h, w), dtype=bool)
+    ys = 4 + np.abs((np.arange(length) // 3) % 6 - 3)  # a zig-zag (rows 4..7): some steps are diagonal
+    candidate[ys, np.arange(length)] = True
+    candidate[9, 5:200:2] = True  # dotted candidates never connected to a strong pixel: must stay out
+    strong = np.zeros_like(candidate)
+    strong[ys[0], 0] = True
+    checks = []
+    real_equal = torch.equal
+    monkeypatch.setattr(torch, "equal", lambda a, b: checks.append(1) or real_equal(a, b))
+    got = edges_module._hysteresis(torch.from_numpy(strong)[None], torch.from_numpy(candidate)[None])
+    np.testing.assert_array_equal(got[0].numpy(), _grow_by_flood_fill(strong, candidate))
+    assert int(got.sum()) == length
+    steps_to_converge = length  # length - 1 growing steps, then one that changes nothing
+    cumulative, expected = 0, 0
+    chunk = 8
+    while cumulative < steps_to_converge:
+        cumulative += chunk
+        expected += 1
+        chunk = min(2 * chunk, 256)
+    assert len(checks) == expected
+
+
 def test_canny_threshold_semantics_exact():
     rng = np.random.default_rng(7)
     gray = _cv2_gray_from_rgb(_procedural_rgb(rng, 64, 80))

@@ -390,12 +390,15 @@ def opencv_linear_crops(frames: Tensor, boxes: Tensor, size: tuple[int, int]) ->
     dev = frames.device
     # The taps are computed where the boxes are (no host round trip); MPS has no float64: there, on the CPU.
     work = torch.device("cpu") if dev.type == "mps" else dev
-    corners = boxes.to(work, torch.int64)
+    corners = boxes.to(torch.int64)
+    if corners.device != work:
+        corners = corners.to(work)
     x1, y1 = corners[:, 0:1], corners[:, 1:2]
 
     def per_frame(lengths: Tensor, dst: int, rows: bool, offset: Tensor) -> list[Tensor]:
         i0, i1, c0, c1 = _linear_int_taps_batched(lengths, dst, rows)
-        return [t.to(dev) for t in (i0 + offset, i1 + offset, c0, c1)]
+        taps = [i0 + offset, i1 + offset, c0, c1]
+        return taps if work == dev else [t.to(dev) for t in taps]
 
     ix0, ix1, cx0, cx1 = per_frame(corners[:, 2:3] - x1, w, False, x1)
     iy0, iy1, cy0, cy1 = per_frame(corners[:, 3:4] - y1, h, True, y1)
