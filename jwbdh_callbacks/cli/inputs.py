@@ -178,6 +178,13 @@ class PairDataset(Dataset):
             self._estimator = pose_estimator(self.pose)
         return self._estimator(video)
 
+    def _cut(self, keypoints: torch.Tensor | None) -> torch.Tensor | None:
+        """Keypoints of the whole video cut to the ``max_frames`` decoded (any other mismatch is the suite's
+        to reject)."""
+        if keypoints is None or self.max_frames is None or keypoints.ndim < 1:
+            return keypoints
+        return keypoints[: self.max_frames]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         from metrics.video import read_video
 
@@ -190,8 +197,8 @@ class PairDataset(Dataset):
             return {**item, "error": str(err)}
         kp_gen = kp_ref = None
         if self.keypoints is not None:
-            kp_ref = self.keypoints.get("reference", {}).get(name)
-            kp_gen = self.keypoints.get("generated", {}).get(name)
+            kp_ref = self._cut(self.keypoints.get("reference", {}).get(name))
+            kp_gen = self._cut(self.keypoints.get("generated", {}).get(name))
         elif self.pose is not None:
             try:
                 kp_gen, kp_ref = self._estimate(gen), self._estimate(ref)

@@ -107,8 +107,13 @@ class PerVideoLog:
     def start(self, truncate: bool) -> None:
         """Create the folder; truncate the file when not resuming (call on one rank before the others)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if truncate:
+        if truncate or not self.path.exists():
             self.path.write_text("")
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):  # a line torn by the kill: cut it, its pair is scored again
+            with open(self.path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Append the rows of one pair in ONE write (whole lines even when ranks share the file)."""
