@@ -18,7 +18,8 @@ __all__ = ["preset_weights", "weights_main"]
 
 def weights_main(argv: list[str] | None = None) -> int:
     """Entry point of ``jwbdh-weights`` (see the module docstring and ``--help``)."""
-    from metrics.backbones.weights import REGISTRY, main
+    from jwbdh_callbacks.weights_cli import weights_command as main
+    from metrics.backbones.weights import REGISTRY
 
     args = list(sys.argv[1:] if argv is None else argv)
     if "--preset" not in args:
