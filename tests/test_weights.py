@@ -323,6 +323,4 @@ def test_weights_command_directly(isolated, monkeypatch, capsys):
             weights_command(argv)
         assert stop.value.code == 2 and message in capsys.readouterr().err
 
-    # the old entry point is a thin shim over the same command: identical output
-    assert W.main(["path", "toy_cmd"]) == 0
-    assert capsys.readouterr().out == f"toy_cmd: {target}\n"
+    assert not hasattr(W, "main")  # metrics/ carries no command line any more (issue 12)

@@ -49,7 +49,6 @@ __all__ = [
     "check_weights",
     "download_weights",
     "load_checkpoint",
-    "main",
     "register",
     "resolve_weights",
     "torch_load",
@@ -539,14 +538,3 @@ def _extract_member(archive: Path, member: str) -> Path:
         shutil.copyfileobj(src, dst)
     archive.unlink()
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Deprecated home of ``jwbdh-weights``: use ``jwbdh_callbacks.weights_cli.weights_command``.
-
-    Kept so that callers of ``metrics.backbones.weights.main`` keep working; the import is lazy because
-    ``metrics`` never imports ``jwbdh_callbacks`` at module import time (DESIGN s1).
-    """
-    from jwbdh_callbacks.weights_cli import weights_command
-
-    return weights_command(argv)
