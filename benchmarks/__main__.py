@@ -42,6 +42,7 @@ def registry() -> dict[str, Callable[[Config], BenchResult]]:
     """Benchmark name -> function, in the order they run."""
     from benchmarks import (
         callback_bench,
+        eval_bench,
         frames_bench,
         frechet_bench,
         memory_bench,
@@ -50,7 +51,9 @@ def registry() -> dict[str, Callable[[Config], BenchResult]]:
     )
 
     out: dict[str, Callable[[Config], BenchResult]] = {}
-    for module in (frechet_bench, frames_bench, pipeline_bench, vbench_bench, callback_bench, memory_bench):
+    modules = (frechet_bench, frames_bench, pipeline_bench, vbench_bench, callback_bench, memory_bench)
+    modules += (eval_bench,)
+    for module in modules:
         out.update(module.BENCHMARKS)
     return out
 

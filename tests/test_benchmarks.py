@@ -37,12 +37,16 @@ ALL = (
     "vbench",
     "callback_overhead",
     "memory",
+    "eval",
 )
 #: Benchmarks with real-size networks (Inception-v3, I3D, DINO, CLIP-L, RAFT, MUSIQ): minutes each on 2 cores.
 #: Their plumbing and number checks are tested below on tiny networks; `.ci/run` runs the pipeline's quick
 #: --check as its own step, outside the 10-minute test suite.
 REAL_NETWORKS = ("pipeline", "vbench")
-LIGHT = tuple(name for name in ALL if name not in REAL_NETWORKS)
+#: Whole `jwbdh-eval` runs with decode worker processes (a minute in quick mode): `.ci/run` checks it beside
+#: the pipeline, outside the suite's quick run.
+CI_STEP = (*REAL_NETWORKS, "eval")
+LIGHT = tuple(name for name in ALL if name not in CI_STEP)
 
 
 def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
