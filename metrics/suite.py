@@ -3,11 +3,17 @@
 :class:`AvatarBatch` carries generated and reference videos plus what is known about them (keypoints,
 boxes, fps). :class:`RegionalSuite` keeps one ``MetricCollection`` per region (``whole_body``, ``face``,
 ``hand``, or any region of :data:`metrics.regions.REGION_RECIPES`), crops each region from each video with
-the JWB-DH-V1 recipe (keypoints -> boxes -> ``roi_align`` crops at the size of the first kept crop; frames
-without a detection are absent, as in the benchmark's region videos) and feeds:
+the JWB-DH-V1 recipe (keypoints -> boxes -> each crop cut out and resized as the script's OpenCV
+``INTER_LINEAR`` resize does, to the size of the first kept crop; frames without a detection are absent, as in
+the benchmark's region videos) and feeds:
 
 * paired metrics (FID, E-FID, FVD, SSIM, PSNR, CSIM) with (generated region video, reference region video);
 * generated-only metrics (SC, BC, MS, DD, AQ, IQ: VBench dimensions of the generated video).
+
+The data path, one module per step: :mod:`metrics.video` (video -> canonical uint8 tensor),
+:mod:`metrics.batch` (the batch contract), :mod:`metrics.regions` (keypoints -> boxes -> region videos),
+:mod:`metrics.builders` (paper keys -> metrics; their features and states live in each metric),
+:mod:`metrics.suite_report` (skip counters, per-update report) and this module (update, compute, merge).
 
 Backbones are shared across regions and metrics through the process-wide cache. Every metric state is
 sum-reduced, so a region missing on one rank (no hands in its batch) cannot hang DDP; ``compute()`` must be
@@ -26,8 +32,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -35,7 +40,10 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from metrics.aggregation import MeanSummary
+from metrics.batch import AvatarBatch, keypoints_for
+from metrics.builders import GENERATED_ONLY, METRIC_KEYS, PAIRED, build_metric, resolve_backbone_spec
 from metrics.features import FeatureCache
+from metrics.suite_report import COUNTER_STATES, SkipCounts, UpdateReport, is_pooled, shape_notes
 from metrics.video import canonical_pair
 
 __all__ = [
@@ -49,237 +57,6 @@ __all__ = [
     "build_metric",
     "resolve_backbone_spec",
 ]
-
-PAIRED = ("FID", "FVD", "SSIM", "PSNR", "E-FID", "CSIM")
-GENERATED_ONLY = ("SC", "BC", "MS", "DD", "AQ", "IQ")
-#: Paper key order (Table 2).
-METRIC_KEYS = ("SC", "BC", "MS", "DD", "AQ", "IQ", "FID", "FVD", "SSIM", "PSNR", "E-FID", "CSIM")
-
-
-@dataclass
-class AvatarBatch:
-    """One batch of generated videos and their references (DESIGN s2).
-
-    Attributes:
-        generated, reference: ``[B, T, 3, H, W]`` uint8 or float [0, 1] (lengths and sizes may differ).
-        keypoints_generated, keypoints_reference: ``[B, T, 133, 3]`` (x, y, score), COCO-WholeBody order;
-            if only one is given it is used for both videos.
-        boxes, valid: ``{region: [B, T, 4]}`` pixel boxes and ``{region: [B, T]}`` masks, used for both videos
-            (take precedence over keypoints).
-        fps: ``[B]`` frame rates (DynamicDegree subsamples to ~8 fps); None uses the metric's default.
-        audio, text, category: carried along for speech metrics and logging.
-        video_ids: one str per video naming its REFERENCE content (a file hash, a dataset index), used by a
-            suite with a ``reference_cache`` to encode each reference video once per run.
-    """
-
-    generated: Tensor
-    reference: Tensor
-    keypoints_generated: Tensor | None = None
-    keypoints_reference: Tensor | None = None
-    boxes: dict[str, Tensor] | None = None
-    valid: dict[str, Tensor] | None = None
-    fps: Tensor | Sequence[float] | None = None
-    audio: Any = None
-    text: Any = None
-    category: Any = None
-    video_ids: Sequence[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> AvatarBatch:
-        """Build from a validation step's output dict with the same keys (unknown keys go to ``extra``)."""
-        if not isinstance(data, Mapping) or "generated" not in data or "reference" not in data:
-            keys = sorted(data) if isinstance(data, Mapping) else type(data).__name__
-            raise ValueError(
-                f"the validation step must return a dict with 'generated' and 'reference'; got {keys}"
-            )
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        return cls(
-            **{k: v for k, v in data.items() if k in known},
-            extra={k: v for k, v in data.items() if k not in known},
-        )
-
-
-def resolve_backbone_spec(value: Any) -> Any:
-    """Turn ``"smoke:image_encoder:D[:uint8]"`` strings of presets into backbone handles; other values pass.
-
-    Example:
-        >>> resolve_backbone_spec("smoke:image_encoder:16").name
-        'tiny_image_encoder_v2_16_0'
-    """
-    if not isinstance(value, str) or not value.startswith("smoke:"):
-        return value
-    parts = value.split(":")
-    if parts[1:] == ["block_matching_flow"]:
-        from metrics.backbones.smoke import block_matching_flow_ref
-
-        return block_matching_flow_ref()
-    if parts[1:] == ["frame_blend"]:
-        from metrics.backbones.smoke import frame_blend_ref
-
-        return frame_blend_ref()
-    if len(parts) in (3, 4) and parts[1] == "image_encoder" and parts[2].isdigit():
-        from metrics.backbones.smoke import tiny_image_encoder_ref
-
-        return tiny_image_encoder_ref(int(parts[2]), uint8_input=len(parts) == 4 and parts[3] == "uint8")
-    raise ValueError(
-        f"unknown smoke backbone spec {value!r}; expected 'smoke:image_encoder:<dim>[:uint8]', "
-        "'smoke:block_matching_flow' or 'smoke:frame_blend'"
-    )
-
-
-def _builders() -> dict[str, Callable[..., Metric]]:
-    from metrics.aesthetic import AestheticQuality
-    from metrics.consistency import BackgroundConsistency, SubjectConsistency
-    from metrics.dynamic_degree import DynamicDegree
-    from metrics.frechet import FID, FVD, EdgeFID
-    from metrics.identity import CSIM
-    from metrics.imaging_quality import ImagingQuality
-    from metrics.motion import MotionSmoothness
-    from metrics.pixel import PSNR, SSIM
-
-    return {
-        "SC": SubjectConsistency,
-        "BC": BackgroundConsistency,
-        "MS": MotionSmoothness,
-        "DD": DynamicDegree,
-        "AQ": AestheticQuality,
-        "IQ": ImagingQuality,
-        "FID": FID,
-        "FVD": FVD,
-        "SSIM": SSIM,
-        "PSNR": PSNR,
-        "E-FID": EdgeFID,
-        "CSIM": CSIM,
-    }
-
-
-def build_metric(key: str, **kwargs: Any) -> Metric:
-    """Construct the metric for a paper key (``"FID"``, ``"E-FID"``, ``"SC"`` ...) with keyword arguments.
-
-    String values ``"smoke:..."`` become small random backbones (:func:`resolve_backbone_spec`); ``None``
-    weights mean random initialisation.
-    """
-    builders = _builders()
-    if key not in builders:
-        raise ValueError(f"unknown metric key {key!r}; expected one of {METRIC_KEYS}")
-    resolved = {k: resolve_backbone_spec(v) for k, v in kwargs.items()}
-    try:
-        return builders[key](**resolved)
-    except TypeError as err:
-        raise ValueError(f"invalid arguments for metric {key!r}: {err}") from err
-
-
-def _keypoints_for(batch: AvatarBatch, side: str, frames: int) -> Tensor:
-    """The keypoints that locate regions in ``side``'s videos of ``frames`` frames, checked against them.
-
-    A side's own keypoints must have exactly one row per frame; the other side's keypoints, used when a side
-    has none (DESIGN s2), must cover at least its frames and are cut to them (a generated clip shorter than
-    its reference). Anything else is a mismatch between keypoint file and video: a ValueError, never a
-    silent truncation or a region video shorter than its source.
-    """
-    own = batch.keypoints_generated if side == "generated" else batch.keypoints_reference
-    other_side = "reference" if side == "generated" else "generated"
-    kp = own if own is not None else _region_keypoints(batch, side == "generated")
-    name = f"keypoints_{side if own is not None else other_side}"
-    if not isinstance(kp, Tensor) or kp.ndim != 4 or kp.shape[2:] != (133, 3):
-        got = f"shape {tuple(kp.shape)}" if isinstance(kp, Tensor) else type(kp).__name__
-        raise ValueError(f"`{name}` must be [B, T, 133, 3] COCO-WholeBody keypoints, got {got}")
-    if own is not None and kp.shape[1] != frames:
-        raise ValueError(
-            f"`{name}` has {kp.shape[1]} frame(s) for {side} videos of {frames} frame(s); keypoints need one "
-            "row per frame (dim 1). Were they extracted from another video or at another frame rate?"
-        )
-    if kp.shape[1] < frames:
-        raise ValueError(
-            f"`{name}` has {kp.shape[1]} frame(s), used for {side} videos of {frames} frame(s) (no "
-            f"keypoints_{side} given); they must cover every frame"
-        )
-    return kp[:, :frames]
-
-
-def _region_keypoints(batch: AvatarBatch, generated: bool) -> Tensor | None:
-    own = batch.keypoints_generated if generated else batch.keypoints_reference
-    other = batch.keypoints_reference if generated else batch.keypoints_generated
-    return own if own is not None else other
-
-
-#: sum-reduced counters of the metrics themselves, reported by :meth:`RegionalSuite.skip_counts`
-_COUNTER_STATES = ("num_skipped", "num_nonfinite", "num_nan")
-
-
-def _is_pooled(metric: Metric) -> bool:
-    return getattr(metric, "mode", None) == "pooled"
-
-
-class SkipCounts(Metric):
-    """Sum-reduced counters by name (videos a suite skipped), synced across DDP ranks like any state.
-
-    Example:
-        >>> c = SkipCounts(["face", "face/DD"]); c.update("face/DD", 2); c.counts_dict()
-        {'face': 0, 'face/DD': 2}
-    """
-
-    full_state_update = False
-    is_differentiable = False
-
-    def __init__(self, names: Sequence[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.names = tuple(names)
-        self._index = {name: i for i, name in enumerate(self.names)}
-        self.add_state("counts", torch.zeros(len(self.names), dtype=torch.int64), dist_reduce_fx="sum")
-
-    def update(self, name: str, count: int = 1) -> None:
-        """Add ``count`` to counter ``name`` (on the device, no host sync)."""
-        if name not in self._index:
-            raise ValueError(f"`name` must be one of {self.names}, got {name!r}")
-        self.counts[self._index[name]] += count
-
-    def compute(self) -> Tensor:
-        """The counts of every rank, in :attr:`names` order."""
-        return self.counts
-
-    def counts_dict(self) -> dict[str, int]:
-        """``{name: count}`` over every rank (a collective under DDP)."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-            values = self.compute().tolist()
-        return dict(zip(self.names, values, strict=True))
-
-    def local_counts(self) -> dict[str, int]:
-        """``{name: count}`` of this process only (no collective)."""
-        return dict(zip(self.names, self.counts.tolist(), strict=True))
-
-
-@dataclass
-class UpdateReport:
-    """What one :meth:`RegionalSuite.update` did: kept frames, skips and notes about the pair.
-
-    Attributes:
-        frames: ``{region: [(generated frames, reference frames) per video]}`` of the region videos scored.
-        skips: ``(region or region/KEY, why)`` for every skipped video.
-        notes: differences between generated and reference videos that the metrics resolve themselves
-            (paired metrics resize or cut as the reference scripts do), one line each.
-    """
-
-    frames: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    skips: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def _shape_notes(gen: Tensor, ref: Tensor) -> list[str]:
-    notes = []
-    if gen.shape[1] != ref.shape[1]:
-        notes.append(
-            f"generated videos have {gen.shape[1]} frame(s), references {ref.shape[1]}: paired metrics use "
-            f"the first {min(gen.shape[1], ref.shape[1])} frame pairs (as the reference scripts do)"
-        )
-    if gen.shape[-2:] != ref.shape[-2:]:
-        notes.append(
-            f"generated frames are {gen.shape[-1]}x{gen.shape[-2]}, references "
-            f"{ref.shape[-1]}x{ref.shape[-2]}: paired metrics resize them as the reference scripts do"
-        )
-    return notes
 
 
 class RegionalSuite(nn.Module):
@@ -368,7 +145,7 @@ class RegionalSuite(nn.Module):
         receives uint8 videos, whose checks are shape/dtype only (no value scan, no device sync).
         """
         gen, ref = canonical_pair(batch.generated, batch.reference)
-        self.last_update = report = UpdateReport(notes=_shape_notes(gen, ref))
+        self.last_update = report = UpdateReport(notes=shape_notes(gen, ref))
         for note in report.notes:
             if note not in self._warned:
                 self._warned.add(note)
@@ -384,8 +161,8 @@ class RegionalSuite(nn.Module):
             batch.keypoints_generated is not None or batch.keypoints_reference is not None
         ):
             # Before any metric is updated: a batch with inconsistent keypoints changes no state at all.
-            _keypoints_for(batch, "generated", gen.shape[1])
-            _keypoints_for(batch, "reference", ref.shape[1])
+            keypoints_for(batch, "generated", gen.shape[1])
+            keypoints_for(batch, "reference", ref.shape[1])
         for region in self.regions:
             if region == "whole_body":
                 report.frames[region] = [(gen.shape[1], ref.shape[1])] * gen.shape[0]
@@ -422,8 +199,8 @@ class RegionalSuite(nn.Module):
                     )
                     self._warned.add(region)
                 return None
-            kp_gen = _keypoints_for(batch, "generated", gen.shape[1])
-            kp_ref = _keypoints_for(batch, "reference", ref.shape[1])
+            kp_gen = keypoints_for(batch, "generated", gen.shape[1])
+            kp_ref = keypoints_for(batch, "reference", ref.shape[1])
             box_gen = boxes_from_keypoints(kp_gen, tuple(gen.shape[-2:]), region)
             box_ref = boxes_from_keypoints(kp_ref, tuple(ref.shape[-2:]), region)
         gen_videos = region_videos(gen[:, : box_gen[0].shape[1]], *box_gen, size=self.crop_size)
@@ -533,7 +310,7 @@ class RegionalSuite(nn.Module):
         counts = self.skip_counter.counts_dict()
         for region, collection in self.collections.items():
             for key, metric in collection.items(keep_base=True, copy_state=False):
-                names = [n for n in _COUNTER_STATES if n in metric._defaults]
+                names = [n for n in COUNTER_STATES if n in metric._defaults]
                 if not names:
                     continue
                 with metric.sync_context(should_sync=metric.sync_on_compute, should_unsync=True):
@@ -555,7 +332,7 @@ class RegionalSuite(nn.Module):
             for region in self.regions:
                 values = {}
                 for key, metric in self.collections[region].items(keep_base=True, copy_state=False):
-                    if pooled or not _is_pooled(metric):
+                    if pooled or not is_pooled(metric):
                         values[key] = float(metric.compute())
                 out[region] = values
         return out
@@ -600,7 +377,7 @@ class RegionalSuite(nn.Module):
         out: dict[str, dict[str, float | int]] = {}
         for region, collection in self.collections.items():
             for key, metric in collection.items(keep_base=True, copy_state=False):
-                if _is_pooled(metric):
+                if is_pooled(metric):
                     continue
                 names = list(metric._defaults)
                 values = [getattr(metric, n) for n in names]
@@ -674,7 +451,7 @@ class RegionalSuite(nn.Module):
             (region, key, metric)
             for region, collection in self.collections.items()
             for key, metric in collection.items(keep_base=True, copy_state=False)
-            if _is_pooled(metric)
+            if is_pooled(metric)
         ]
 
     def freeze_reference(self) -> bool:

@@ -71,7 +71,7 @@ def _preset_path(name_or_path: str | os.PathLike) -> str:
 
 
 def _check_metric_args(metrics: dict[str, Any]) -> None:
-    from metrics.suite import METRIC_KEYS, _builders
+    from metrics.builders import METRIC_KEYS, _builders
 
     builders = _builders()
     for key, kwargs in metrics.items():
