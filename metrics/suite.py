@@ -59,6 +59,32 @@ __all__ = [
 ]
 
 
+def _shared_boxes(
+    region: str, boxes: Tensor, valid: Tensor, gen: Tensor, ref: Tensor
+) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """Boxes given once for both videos (e.g. MTCNN on the reference), cut to each side's frames.
+
+    Boxes are pixels of one frame size and one row per frame: they must cover the longer video (a shorter
+    generated clip uses the first rows, as with keypoints) and both videos must share the frame size.
+    """
+    if gen.shape[-2:] != ref.shape[-2:]:
+        raise ValueError(
+            f"`boxes['{region}']` are pixel boxes for both videos, but generated frames are "
+            f"{gen.shape[-1]}x{gen.shape[-2]} and references {ref.shape[-1]}x{ref.shape[-2]}; give per-side "
+            "keypoints (keypoints_generated / keypoints_reference) instead"
+        )
+    frames = max(gen.shape[1], ref.shape[1])
+    if boxes.ndim != 3 or boxes.shape[1] < frames or valid.shape[:2] != boxes.shape[:2]:
+        raise ValueError(
+            f"`boxes['{region}']` must be [B, T, 4] with a `valid` mask [B, T] covering every frame "
+            f"({frames}), got boxes {tuple(boxes.shape)} and valid {tuple(valid.shape)}"
+        )
+    return (boxes[:, : gen.shape[1]], valid[:, : gen.shape[1]]), (
+        boxes[:, : ref.shape[1]],
+        valid[:, : ref.shape[1]],
+    )
+
+
 class RegionalSuite(nn.Module):
     """One ``MetricCollection`` per region, fed from one :meth:`update` per batch.
 
@@ -189,7 +215,7 @@ class RegionalSuite(nn.Module):
             valid = (batch.valid or {}).get(region)
             if valid is None:
                 valid = torch.ones(batch.boxes[region].shape[:2], dtype=torch.bool, device=gen.device)
-            box_gen = box_ref = (batch.boxes[region], valid)
+            box_gen, box_ref = _shared_boxes(region, batch.boxes[region], valid, gen, ref)
         else:
             if batch.keypoints_generated is None and batch.keypoints_reference is None:
                 if region not in self._warned:

@@ -123,3 +123,35 @@ def test_region_skips_and_frames_kept_are_reported() -> None:
     assert report.frames["whole_body"] == [(3, 3), (3, 3)]
     assert report.frames["face"][0] == (2, 2) and report.frames["face"][1] == (0, 0)
     assert suite.skip_counts()["face"] == 1 and ("face", "0 frame(s) kept") in report.skips
+
+
+def test_shared_boxes_cover_a_shorter_generated_clip_and_refuse_other_frame_sizes() -> None:
+    gen, ref = _videos(4, b=1, t=6, size=64)
+    boxes = torch.tensor([8.0, 8.0, 40.0, 48.0]).expand(1, 6, 4).clone()
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    suite = RegionalSuite({"PSNR": {}}, regions=("face",))
+    # MTCNN boxes of a 6-frame reference used for a 4-frame generated clip (was an internal shape error)
+    suite.update(
+        AvatarBatch(generated=gen[:, :4], reference=ref, boxes={"face": boxes}, valid={"face": valid})
+    )
+    assert suite.last_update.frames["face"] == [(4, 6)]
+    assert "generated videos have 4 frame(s), references 6" in suite.last_update.notes[0]
+    small = gen[..., :32, :32]
+    with pytest.raises(ValueError, match="give per-side keypoints"):
+        suite.update(
+            AvatarBatch(generated=small, reference=ref, boxes={"face": boxes}, valid={"face": valid})
+        )
+    with pytest.raises(ValueError, match="covering every frame"):
+        suite.update(
+            AvatarBatch(
+                generated=gen, reference=ref, boxes={"face": boxes[:, :3]}, valid={"face": valid[:, :3]}
+            )
+        )
+
+
+def test_frame_size_difference_is_noted_once_per_update() -> None:
+    gen, ref = _videos(5, b=1, t=3, size=32)
+    suite = RegionalSuite({"PSNR": {}}, regions=("whole_body",))
+    with pytest.warns(UserWarning, match="resize"):
+        suite.update(AvatarBatch(generated=gen[..., :24, :28], reference=ref))
+    assert any("28x24, references 32x32" in n for n in suite.last_update.notes)
