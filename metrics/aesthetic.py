@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from metrics._validate import check_instance, check_positive_int
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.aesthetic import aesthetic_head_ref
 from metrics.backbones.cache import BackboneRef
@@ -93,17 +94,15 @@ class AestheticQuality(PerVideoMeanMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
         check_fp16_precision(fp16 and feature_extractor is None, precision)
         if feature_extractor is None:
             feature_extractor = clip_ref("ViT-L-14", clip_weights, fp16=fp16)
         feature_extractor = with_inference(feature_extractor, precision, channels_last)
         if head is None:
             head = aesthetic_head_ref(head_weights)
-        for name, ref in (("feature_extractor", feature_extractor), ("head", head)):
-            if not isinstance(ref, BackboneRef):
-                raise ValueError(f"`{name}` must be a BackboneRef, got {type(ref).__name__}")
+        check_instance("feature_extractor", feature_extractor, BackboneRef)
+        check_instance("head", head, BackboneRef)
         self.backbone = feature_extractor
         self.head = head
         self.batch_size = batch_size

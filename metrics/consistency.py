@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import check_choice, check_instance, check_positive_int
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.clip import clip_ref, clip_vbench_preprocess
@@ -161,12 +162,9 @@ class _FrameConsistency(PerVideoMeanMetric):
     ) -> None:
         super().__init__(**kwargs)
         backbone = with_inference(backbone, precision, channels_last)
-        if aggregation not in _AGGREGATIONS:
-            raise ValueError(f"`aggregation` must be one of {_AGGREGATIONS}, got {aggregation!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
-        if not isinstance(backbone, BackboneRef):
-            raise ValueError(f"`feature_extractor` must be a BackboneRef, got {type(backbone).__name__}")
+        check_choice("aggregation", aggregation, _AGGREGATIONS)
+        check_positive_int("batch_size", batch_size)
+        check_instance("feature_extractor", backbone, BackboneRef)
         self.backbone = backbone
         self.preprocess = preprocess
         self.aggregation = aggregation

@@ -32,6 +32,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from metrics._validate import (
+    check_bool,
+    check_instance,
+    check_interval,
+    check_positive_int,
+    check_positive_number,
+)
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.raft import VBENCH_NUM_FLOW_UPDATES, raft_ref
@@ -213,24 +220,16 @@ class DynamicDegree(PerVideoMeanMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if fps is not None and not (
-            isinstance(fps, numbers.Real) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0
-        ):
-            raise ValueError(f"`fps` must be None or a finite positive number, got {fps!r}")
-        for name, value in (("target_fps", target_fps), ("threshold_pixels", threshold_pixels)):
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-                raise ValueError(f"`{name}` must be a finite positive number, got {value!r}")
-        for name, value in (("top_fraction", top_fraction), ("count_ratio", count_ratio)):
-            if not (isinstance(value, numbers.Real) and 0 < value <= 1):
-                raise ValueError(f"`{name}` must be in (0, 1], got {value!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
-        if not isinstance(crop_flow, bool):
-            raise ValueError(f"`crop_flow` must be a bool, got {crop_flow!r}")
+        check_positive_number("fps", fps, allow_none=True)
+        check_positive_number("target_fps", target_fps)
+        check_positive_number("threshold_pixels", threshold_pixels)
+        check_interval("top_fraction", top_fraction, 0, 1, low_closed=False)
+        check_interval("count_ratio", count_ratio, 0, 1, low_closed=False)
+        check_positive_int("batch_size", batch_size)
+        check_bool("crop_flow", crop_flow)
         if flow_model is None:
             flow_model = raft_ref(weights, num_flow_updates)
-        elif not isinstance(flow_model, BackboneRef):
-            raise ValueError(f"`flow_model` must be a BackboneRef, got {type(flow_model).__name__}")
+        check_instance("flow_model", flow_model, BackboneRef)
         flow_model = with_inference(flow_model, precision, channels_last)
         self.fps = fps
         self.target_fps = target_fps

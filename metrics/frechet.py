@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from metrics._validate import check_bool, check_choice, check_instance, check_int, check_positive_int
 from metrics.aggregation import MeanSummary, mean_summary
 from metrics.backbones.cache import BackboneRef
 from metrics.features import FeatureCache, cached_features
@@ -54,11 +55,6 @@ _MODES = ("per_video", "pooled")
 _MAX_FEATURE = 1e150  # x * x stays finite in float64 up to ~1.3e154
 
 
-def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {tuple(allowed)}, got {value!r}")
-
-
 class _FrechetStatistics(Metric):
     """Shared state handling of the Fréchet metrics (not public: use the subclasses)."""
 
@@ -76,12 +72,10 @@ class _FrechetStatistics(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"`num_features` must be a positive int, got {num_features!r}")
-        _check_choice("mode", mode, _MODES)
-        _check_choice("covariance", covariance, ("unbiased", "biased"))
-        if not isinstance(reset_real_features, bool):
-            raise ValueError(f"`reset_real_features` must be a bool, got {reset_real_features!r}")
+        check_positive_int("num_features", num_features)
+        check_choice("mode", mode, _MODES)
+        check_choice("covariance", covariance, ("unbiased", "biased"))
+        check_bool("reset_real_features", reset_real_features)
         self.num_features = num_features
         self.mode = mode
         self.covariance = covariance
@@ -359,8 +353,7 @@ class _FrechetStatistics(Metric):
         if not isinstance(outer_sum, Tensor) or tuple(outer_sum.shape) != (d, d):
             got = tuple(outer_sum.shape) if isinstance(outer_sum, Tensor) else type(outer_sum).__name__
             raise ValueError(f"`outer_sum` must be a tensor of shape ({d}, {d}), got {got}")
-        if isinstance(count, bool) or not isinstance(count, int | Tensor) or int(count) < 0:
-            raise ValueError(f"`count` must be a non-negative int, got {count!r}")
+        count = check_int("count", int(count) if isinstance(count, Tensor) else count, minimum=0)
         if not (torch.isfinite(feature_sum).all() and torch.isfinite(outer_sum).all()):
             raise ValueError("`feature_sum` and `outer_sum` must be finite")
         self._loaded_real = (
@@ -418,8 +411,7 @@ class _FrechetStatistics(Metric):
 
         ``features_of(x, is_reference)`` turns one side's input into ``[B, n, d]`` features.
         """
-        if real is not None and not isinstance(real, bool):
-            raise ValueError(f"`real` must be a bool or None, got {real!r}")
+        check_bool("real", real, allow_none=True)
         if self.mode == "per_video":
             if reference is None or real is not None:
                 raise ValueError(
@@ -515,24 +507,18 @@ class _VideoFrechet(_FrechetStatistics):
         reference_cache: FeatureCache | None = None,
         **kwargs: Any,
     ) -> None:
-        _check_choice("protocol", protocol, self._PROTOCOLS)
-        if reference_cache is not None and not isinstance(reference_cache, FeatureCache):
-            raise ValueError(
-                f"`reference_cache` must be a metrics.features.FeatureCache or None, got "
-                f"{type(reference_cache).__name__}"
+        check_choice("protocol", protocol, self._PROTOCOLS)
+        if reference_cache is not None:
+            check_instance(
+                "reference_cache", reference_cache, FeatureCache, "a metrics.features.FeatureCache or None"
             )
         if isinstance(backbone, BackboneRef):
             backbone = backbone.with_inference(precision, channels_last)
         mode = mode if mode is not None else ("per_video" if protocol == "jwbdh-v1" else "pooled")
         super().__init__(num_features, mode=mode, covariance=covariance, **kwargs)
-        if num_frames is not None and (
-            isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1
-        ):
-            raise ValueError(f"`num_frames` must be a positive int or None, got {num_frames!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
-        if not isinstance(backbone, BackboneRef):
-            raise ValueError(f"`feature_extractor` must be a BackboneRef, got {type(backbone).__name__}")
+        check_positive_int("num_frames", num_frames, allow_none=True, none_means="all frames")
+        check_positive_int("batch_size", batch_size)
+        check_instance("feature_extractor", backbone, BackboneRef)
         self.protocol = protocol
         self.num_frames = num_frames
         self.batch_size = batch_size
@@ -686,7 +672,7 @@ class FID(_VideoFrechet):
         channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        _check_choice("protocol", protocol, self._PROTOCOLS)
+        check_choice("protocol", protocol, self._PROTOCOLS)
         if feature_extractor is None:
             from metrics.backbones.inception import fid_inception_ref, imagenet_inception_ref
 
@@ -755,7 +741,7 @@ class EdgeFID(FID):
         high_threshold: float = 200.0,
         **kwargs: Any,
     ) -> None:
-        _check_choice("edge_backend", edge_backend, ("auto", "torch", "opencv"))
+        check_choice("edge_backend", edge_backend, ("auto", "torch", "opencv"))
         if not 0 <= low_threshold <= high_threshold:
             raise ValueError(
                 f"`low_threshold` and `high_threshold` must satisfy 0 <= low <= high, got {low_threshold}, "
@@ -823,7 +809,7 @@ class FVD(_VideoFrechet):
         channels_last: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        _check_choice("protocol", protocol, self._PROTOCOLS)
+        check_choice("protocol", protocol, self._PROTOCOLS)
         if feature_extractor is None:
             from metrics.backbones.i3d import i3d_ref
 

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from metrics._validate import check_choice, check_int, check_positive_int
 from metrics.backbones.facenet import (
     MTCNN_WHEEL_WEIGHTS,
     _check_crop_settings,
@@ -143,16 +144,11 @@ class CSIM(PairedFrameMetric):
         batch_size: int = 32,
         **kwargs: Any,
     ) -> None:
-        if mode not in _MODES:
-            raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}")
+        check_choice("mode", mode, _MODES)
         _check_crop_settings(image_size, margin, crop_resize)
-        if image_size < 75:
-            raise ValueError(
-                f"`image_size` must be >= 75 (InceptionResnetV1's smallest input), got {image_size}"
-            )
+        check_int("image_size", image_size, minimum=75, why="(InceptionResnetV1's smallest input)")
         _check_detection_settings(min_face_size, thresholds, factor, selection)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
         super().__init__(num_frames=num_frames, **kwargs)
         self.mode = mode
         self.image_size = image_size

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from metrics._validate import check_choice, check_instance, check_positive_int
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.musiq import musiq_ref
@@ -121,16 +122,12 @@ class ImagingQuality(PerVideoMeanMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if preprocess_mode not in _MODES:
-            raise ValueError(f"`preprocess_mode` must be one of {_MODES}, got {preprocess_mode!r}")
-        if not isinstance(size_cap, int) or size_cap < 1:
-            raise ValueError(f"`size_cap` must be a positive int, got {size_cap!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+        check_choice("preprocess_mode", preprocess_mode, _MODES)
+        check_positive_int("size_cap", size_cap)
+        check_positive_int("batch_size", batch_size)
         if backbone is None:
             backbone = musiq_ref(weights)
-        elif not isinstance(backbone, BackboneRef):
-            raise ValueError(f"`backbone` must be a BackboneRef, got {type(backbone).__name__}")
+        check_instance("backbone", backbone, BackboneRef)
         backbone = with_inference(backbone, precision, channels_last)
         self.preprocess_mode = preprocess_mode
         self.size_cap = size_cap

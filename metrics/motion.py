@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.utilities import rank_zero_warn
 
+from metrics._validate import check_choice, check_instance, check_int, check_positive_int
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.backbones.amt import MIN_PADDED_SIZE, amt_s_ref, pad_replicate, padding_for, unpad
 from metrics.backbones.cache import BackboneRef
@@ -231,18 +232,15 @@ class MotionSmoothness(PerVideoMeanMetric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
-        if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 3):
-            raise ValueError(f"`num_frames` must be None (all frames) or an int >= 3, got {num_frames!r}")
+        check_positive_int("batch_size", batch_size)
+        check_int("num_frames", num_frames, minimum=3, allow_none=True, none_means="all frames")
         if scale_factor != "vram":
             if not isinstance(scale_factor, int | float) or isinstance(scale_factor, bool):
                 raise ValueError(f"`scale_factor` must be a float or 'vram', got {scale_factor!r}")
             _divisor_for(float(scale_factor))
-        if small_frames not in _SMALL_FRAME_MODES:
-            raise ValueError(f"`small_frames` must be one of {_SMALL_FRAME_MODES}, got {small_frames!r}")
-        if interpolator is not None and not isinstance(interpolator, BackboneRef):
-            raise ValueError(f"`interpolator` must be a BackboneRef, got {type(interpolator).__name__}")
+        check_choice("small_frames", small_frames, _SMALL_FRAME_MODES)
+        if interpolator is not None:
+            check_instance("interpolator", interpolator, BackboneRef)
         backbone = interpolator if interpolator is not None else amt_s_ref(weights)
         self.backbone = with_inference(backbone, precision, channels_last)
         self.batch_size = batch_size

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from metrics._validate import check_choice, check_positive_int, check_positive_number
 from metrics.aggregation import PerVideoMeanMetric
 from metrics.functional.pixel import pixel_cosine_frames, psnr_frames, ssim_frames
 from metrics.functional.resize import resize_opencv_bilinear
@@ -54,11 +55,9 @@ class PairedFrameMetric(PerVideoMeanMetric):
 
     def __init__(self, num_frames: int | None = 16, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if num_frames is not None and (
-            isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1
-        ):
-            raise ValueError(f"`num_frames` must be a positive int or None (all frames), got {num_frames!r}")
-        self.num_frames = num_frames
+        self.num_frames = check_positive_int(
+            "num_frames", num_frames, allow_none=True, none_means="all frames"
+        )
 
     def _frame_values(self, generated: Tensor, reference: Tensor) -> Tensor:
         """uint8 ``[N, 3, H, W]`` frame pairs -> float64 ``[N]``."""
@@ -128,10 +127,13 @@ class SSIM(PairedFrameMetric):
         compute_dtype: torch.dtype = torch.float64,
         **kwargs: Any,
     ) -> None:
-        if window not in ("uniform", "gaussian"):
-            raise ValueError(f"`window` must be 'uniform' or 'gaussian', got {window!r}")
-        if compute_dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"`compute_dtype` must be torch.float32 or torch.float64, got {compute_dtype}")
+        check_choice("window", window, ("uniform", "gaussian"), expected="'uniform' or 'gaussian'")
+        check_choice(
+            "compute_dtype",
+            compute_dtype,
+            (torch.float32, torch.float64),
+            expected="torch.float32 or torch.float64",
+        )
         super().__init__(num_frames=num_frames, **kwargs)
         self.window = window
         self.compute_dtype = compute_dtype
@@ -167,11 +169,7 @@ class PSNR(PairedFrameMetric):
     plot_lower_bound = 0.0
 
     def __init__(self, max_psnr: float | None = None, num_frames: int | None = 16, **kwargs: Any) -> None:
-        if max_psnr is not None and (
-            isinstance(max_psnr, bool)
-            or not (isinstance(max_psnr, int | float) and 0 < max_psnr < float("inf"))
-        ):
-            raise ValueError(f"`max_psnr` must be None or a finite positive number of dB, got {max_psnr!r}")
+        check_positive_number("max_psnr", max_psnr, allow_none=True, unit="dB")
         super().__init__(num_frames=num_frames, **kwargs)
         self.max_psnr = max_psnr
         self.add_state("num_infinite_frames", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")

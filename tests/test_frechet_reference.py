@@ -81,7 +81,7 @@ def test_set_reference_statistics_rejects_bad_input() -> None:
         metric.set_reference_statistics(torch.zeros(D + 1), good_ss, 3)
     with pytest.raises(ValueError, match=r"`outer_sum` must be a tensor of shape \(5, 5\)"):
         metric.set_reference_statistics(good_s, torch.eye(D + 1), 3)
-    with pytest.raises(ValueError, match="`count` must be a non-negative int"):
+    with pytest.raises(ValueError, match="`count` must be >= 0, got -1"):
         metric.set_reference_statistics(good_s, good_ss, -1)
     bad = good_ss.clone()
     bad[0, 0] = float("nan")

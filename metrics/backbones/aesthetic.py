@@ -20,6 +20,7 @@ import os
 
 from torch import nn
 
+from metrics._validate import check_positive_int
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.weights import load_checkpoint
 
@@ -42,8 +43,7 @@ def load_aesthetic_head(
         >>> load_aesthetic_head(None, in_features=512).weight.shape
         torch.Size([1, 512])
     """
-    if not isinstance(in_features, int) or in_features < 1:
-        raise ValueError(f"`in_features` must be a positive int, got {in_features!r}")
+    check_positive_int("in_features", in_features)
     head = nn.Linear(in_features, 1)
     if weights is not None:
         head.load_state_dict(load_checkpoint(weights), strict=True)

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import check_int
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.precision import check_precision, inference_precision, set_module_layout, to_layout
 from metrics.backbones.weights import REGISTRY, WeightsChecksumError, resolve_weights, torch_load, verify_file
@@ -81,8 +82,7 @@ def padding_for(height: int, width: int, divisor: int = 16, min_size: int = 0) -
         >>> padding_for(115, 139)
         (2, 3, 6, 7)
     """
-    if divisor < 1:
-        raise ValueError(f"`divisor` must be >= 1, got {divisor}")
+    check_int("divisor", divisor, minimum=1)
 
     def total(size: int) -> int:
         target = -(-size // divisor) * divisor

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import check_bool, check_choice
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.dino import normalize_channels, short_side_resize_shape, to_0_255
 from metrics.backbones.precision import check_precision, inference_precision, set_module_layout, to_layout
@@ -116,8 +117,7 @@ def openai_clip_config(arch: str) -> dict[str, Any]:
         >>> openai_clip_config("ViT-L-14")["vision_cfg"]["patch_size"]  # doctest: +SKIP
         14
     """
-    if arch not in OPENAI_CLIP_ARCHS:
-        raise ValueError(f"`arch` must be one of {tuple(OPENAI_CLIP_ARCHS)} or a config dict, got {arch!r}")
+    check_choice("arch", arch, OPENAI_CLIP_ARCHS, alternative="a config dict")
     cfg = _import_open_clip().get_model_config(OPENAI_CLIP_ARCHS[arch][0])
     if cfg is None:  # pragma: no cover - depends on the installed open_clip
         raise RuntimeError(f"open_clip has no '{OPENAI_CLIP_ARCHS[arch][0]}' configuration")
@@ -195,8 +195,7 @@ class CLIPImageEncoder(nn.Module):
             cfg = openai_clip_config(arch)
             if weights == "default":
                 weights = OPENAI_CLIP_ARCHS[arch][1]
-        if not isinstance(fp16, bool):
-            raise ValueError(f"`fp16` must be a bool, got {fp16!r}")
+        check_bool("fp16", fp16)
         state = None if weights is None else read_clip_state_dict(weights)
         # cast_dtype=float16 only selects LayerNormFp32 (OpenAI's LayerNorm); parameters stay float32.
         # With a checkpoint, build on the meta device and adopt its tensors (no wasted random init).
@@ -275,10 +274,7 @@ def clip_ref(
         name = f"clip_custom_{_config_tag(arch)}"
         arch = copy.deepcopy(arch)
     else:
-        if arch not in OPENAI_CLIP_ARCHS:
-            raise ValueError(
-                f"`arch` must be one of {tuple(OPENAI_CLIP_ARCHS)} or a config dict, got {arch!r}"
-            )
+        check_choice("arch", arch, OPENAI_CLIP_ARCHS, alternative="a config dict")
         name = f"clip_{arch}"
         if weights == "default":
             weights = OPENAI_CLIP_ARCHS[arch][1]

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import check_positive_int
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.precision import check_precision, inference_precision, set_module_layout, to_layout
 from metrics.backbones.weights import load_checkpoint
@@ -245,8 +246,7 @@ class DinoVisionTransformer(nn.Module):
             ("num_heads", num_heads),
             ("img_size", img_size),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+            check_positive_int(name, value)
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         grid = img_size // patch_size

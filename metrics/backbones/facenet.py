@@ -42,6 +42,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import (
+    check_choice,
+    check_int,
+    check_interval,
+    check_positive_int,
+    check_positive_number,
+)
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.inception import calibrate_batchnorm
 from metrics.backbones.weights import load_checkpoint, torch_load
@@ -202,27 +209,21 @@ def mtcnn_weight_files(weights: str | os.PathLike = MTCNN_WHEEL_WEIGHTS) -> dict
 def _check_detection_settings(
     min_face_size: float, thresholds: Sequence[float], factor: float, selection: str
 ) -> None:
-    if not isinstance(min_face_size, int | float) or not min_face_size > 0:
-        raise ValueError(f"`min_face_size` must be a positive number of pixels, got {min_face_size!r}")
+    check_positive_number("min_face_size", min_face_size, unit="pixels")
     if (
         not isinstance(thresholds, Sequence)
         or len(thresholds) != 3
         or not all(isinstance(t, int | float) and 0.0 <= t <= 1.0 for t in thresholds)
     ):
         raise ValueError(f"`thresholds` must be three probabilities (P-, R-, O-Net), got {thresholds!r}")
-    if not isinstance(factor, int | float) or not 0.0 < factor < 1.0:
-        raise ValueError(f"`factor` (pyramid scale step) must be in (0, 1), got {factor!r}")
-    if selection not in _SELECTIONS:
-        raise ValueError(f"`selection` must be one of {_SELECTIONS}, got {selection!r}")
+    check_interval("factor", factor, 0, 1, low_closed=False, high_closed=False, why="(pyramid scale step)")
+    check_choice("selection", selection, _SELECTIONS)
 
 
 def _check_crop_settings(image_size: int, margin: int, crop_resize: str) -> None:
-    if not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"`image_size` must be a positive int, got {image_size!r}")
-    if not isinstance(margin, int) or not 0 <= margin < image_size:
-        raise ValueError(f"`margin` must be an int in [0, image_size), got {margin!r}")
-    if crop_resize not in CROP_RESIZE_MODES:
-        raise ValueError(f"`crop_resize` must be one of {CROP_RESIZE_MODES}, got {crop_resize!r}")
+    check_positive_int("image_size", image_size)
+    check_int("margin", margin, minimum=0, maximum=image_size - 1, why="(below `image_size`)")
+    check_choice("crop_resize", crop_resize, CROP_RESIZE_MODES)
 
 
 def _check_uint8_frames(frames: object) -> Tensor:
@@ -327,8 +328,7 @@ class MTCNNDetector(nn.Module):
         ``select_largest=True``), ``"probability"`` the most confident one. Frames without a detection get
         a zero box, probability 0 and ``found = False``.
         """
-        if selection not in _SELECTIONS:
-            raise ValueError(f"`selection` must be one of {_SELECTIONS}, got {selection!r}")
+        check_choice("selection", selection, _SELECTIONS)
         n = len(detections)
         boxes = torch.zeros((n, 4), dtype=torch.float32)
         probs = torch.zeros(n, dtype=torch.float32)
@@ -417,8 +417,7 @@ class MTCNNDetector(nn.Module):
         """
         frames = _check_uint8_frames(frames)
         _check_detection_settings(min_face_size, thresholds, factor, selection)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+        check_positive_int("batch_size", batch_size)
         detections: list[Tensor] = []
         for start in range(0, frames.shape[0], batch_size):
             detections += self.detect(

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import check_positive_int
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.weights import resolve_weights
 
@@ -228,8 +229,7 @@ class InceptionI3d(nn.Module):
 
     def __init__(self, num_classes: int = 400, in_channels: int = 3, dropout: float = 0.5) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}")
+        check_positive_int("num_classes", num_classes)
         stem: list[tuple[str, nn.Module]] = [
             ("Conv3d_1a_7x7", _Unit3D(in_channels, 64, kernel=(7, 7, 7), stride=(2, 2, 2))),
             ("MaxPool3d_2a_3x3", _MaxPool3dSame((1, 3, 3), (1, 2, 2))),

@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from metrics._validate import check_bool, check_choice
+
 __all__ = [
     "PRECISIONS",
     "InferenceRunner",
@@ -55,11 +57,15 @@ def check_precision(precision: object, channels_last: object = False) -> None:
     Example:
         >>> check_precision("bf16", True)
     """
-    problems = []
-    if precision not in PRECISIONS:
-        problems.append(f"`precision` must be one of {PRECISIONS}, got {precision!r}")
-    if not isinstance(channels_last, bool):
-        problems.append(f"`channels_last` must be a bool, got {channels_last!r}")
+    problems = []  # both arguments are checked, so that one message names every bad one
+    for check in (
+        lambda: check_choice("precision", precision, PRECISIONS),
+        lambda: check_bool("channels_last", channels_last),
+    ):
+        try:
+            check()
+        except ValueError as err:
+            problems.append(str(err))
     if problems:
         raise ValueError("; ".join(problems))
 

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import check_positive_int
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.precision import (
     check_precision,
@@ -409,8 +410,7 @@ class RAFTLarge(PaddedFlowNet):
         num_flow_updates: int = VBENCH_NUM_FLOW_UPDATES,
     ) -> None:
         super().__init__()
-        if not isinstance(num_flow_updates, int) or num_flow_updates < 1:
-            raise ValueError(f"`num_flow_updates` must be a positive int, got {num_flow_updates!r}")
+        check_positive_int("num_flow_updates", num_flow_updates)
         from torchvision.models.optical_flow import raft_large
 
         net = raft_large(weights=None, progress=False)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics._validate import check_positive_int
 from metrics.backbones.cache import BackboneRef
 from metrics.backbones.raft import PaddedFlowNet
 from metrics.backbones.weights import torch_load
@@ -49,8 +50,8 @@ class TinyImageEncoder(nn.Module):
 
     def __init__(self, out_dim: int = 64, width: int = 16, uint8_input: bool = False) -> None:
         super().__init__()
-        if out_dim < 1 or width < 1:
-            raise ValueError(f"`out_dim` and `width` must be positive, got {out_dim}, {width}")
+        check_positive_int("out_dim", out_dim)
+        check_positive_int("width", width)
         self.uint8_input = uint8_input
         layers: list[nn.Module] = [nn.Conv2d(3, width, 4, stride=4), nn.GELU()]
         channels = width
@@ -111,8 +112,8 @@ class BlockMatchingFlow(PaddedFlowNet):
 
     def __init__(self, radius: int = 6, block: int = 8) -> None:
         super().__init__()
-        if radius < 1 or block < 1:
-            raise ValueError(f"`radius` and `block` must be positive, got {radius}, {block}")
+        check_positive_int("radius", radius)
+        check_positive_int("block", block)
         self.radius, self.block = radius, block
         self.multiple = block
 
