@@ -14,10 +14,15 @@ What it does, and the Lightning pitfalls it avoids (spec/lightning.md s4):
 * never evaluates during the sanity check; the every-N-epochs decision uses ``trainer.current_epoch``,
   identical on all ranks, and skips update and compute together;
 * updates under ``torch.inference_mode`` (the validation loop's own mode, so states never become inference
-  tensors touched outside it); ``max_batches`` bounds the evaluation cost per epoch;
+  tensors touched outside it); ``max_batches`` bounds the evaluation cost per epoch and counts batches of
+  ALL ranks together, so the numbers do not depend on the number of GPUs (see :class:`JWBDHCallback`);
 * computes on ALL ranks (compute is a collective; every state is sum-reduced, so a rank whose batches had
   no hands cannot hang); logs ``{prefix}/{region}/{metric}`` once through ``pl_module.log`` with
   ``sync_dist=False`` (values are already synced); media only on rank 0;
+* skipped videos (a region with too few kept frames, a metric that rejected or failed on a video) are
+  counted over all ranks (:meth:`~metrics.suite.RegionalSuite.skip_counts`), kept in
+  ``last_skip_counts`` and logged as ``{prefix}_skipped/{region}`` and ``{prefix}_skipped/{region}/{metric}``
+  when nonzero;
 * keeps its state (last evaluated epoch, last results, frozen reference statistics of pooled metrics) in
   ``state_dict`` so a resumed run continues where it stopped.
 
@@ -53,6 +58,7 @@ except ImportError:  # name the extra to install, not a bare "No module named 'l
 
 from jwbdh_callbacks.logging import MediaLogger, log_scalars, side_by_side
 from jwbdh_callbacks.presets import PresetConfig, load_preset, preset_metrics
+from metrics._validate import check_bool, check_int, check_positive_int
 from metrics.backbones.weights import check_weights
 from metrics.features import FeatureCache
 from metrics.suite import AvatarBatch, RegionalSuite
@@ -70,7 +76,11 @@ class JWBDHCallback(Callback):
             or a :class:`~jwbdh_callbacks.presets.PresetConfig`.
         regions: overrides the preset's regions (e.g. ``("whole_body", "face")``).
         every_n_epochs: evaluate after epochs ``N-1, 2N-1, ...``.
-        max_batches: evaluate at most this many validation batches per epoch (None = all).
+        max_batches: evaluate at most this many validation batches per epoch in total over all ranks
+            (None = all). With ``W`` processes, rank ``r`` scores its ``i``-th local batch (counted from 0
+            over the epoch's validation dataloaders) only while ``i * W + r < max_batches``: with Lightning's
+            distributed sampler that is the first ``max_batches`` batches of the single-process order, so
+            1 and ``W`` GPUs score the same videos (when the batch size is the same).
         batch_adapter: ``(batch, outputs) -> AvatarBatch``; default reads ``outputs`` as a dict.
         overrides: preset overrides (dict or dotlist, see :func:`~jwbdh_callbacks.presets.load_preset`).
         prefix: log key prefix; default ``val/jwbdh`` (``val/jwbdh_uncalibrated`` for uncalibrated presets).
@@ -100,20 +110,10 @@ class JWBDHCallback(Callback):
         media_fps: float = 8.0,
     ) -> None:
         super().__init__()
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"`every_n_epochs` must be a positive int, got {every_n_epochs!r}")
-        if max_batches is not None and (
-            isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
-        ):
-            raise ValueError(f"`max_batches` must be a positive int or None, got {max_batches!r}")
-        if (
-            isinstance(num_media_samples, bool)
-            or not isinstance(num_media_samples, int)
-            or num_media_samples < 0
-        ):
-            raise ValueError(f"`num_media_samples` must be a non-negative int, got {num_media_samples!r}")
-        if not isinstance(cache_reference_features, bool):
-            raise ValueError(f"`cache_reference_features` must be a bool, got {cache_reference_features!r}")
+        check_positive_int("every_n_epochs", every_n_epochs)
+        check_positive_int("max_batches", max_batches, allow_none=True, none_means="all batches")
+        check_int("num_media_samples", num_media_samples, minimum=0)
+        check_bool("cache_reference_features", cache_reference_features)
         if batch_adapter is not None and not callable(batch_adapter):
             raise ValueError("`batch_adapter` must be callable (batch, outputs) -> AvatarBatch")
         extra = dict(overrides) if isinstance(overrides, Mapping) else None
@@ -131,9 +131,15 @@ class JWBDHCallback(Callback):
         self.suite: RegionalSuite | None = None
         self.last_evaluated_epoch: int | None = None
         self.last_results: dict[str, dict[str, float]] = {}
+        #: global skip counts of the last evaluation (see :meth:`~metrics.suite.RegionalSuite.skip_counts`)
+        self.last_skip_counts: dict[str, int] = {}
+        #: validation batches scored in the last evaluation, all ranks together (at most ``max_batches``)
+        self.last_num_batches: int | None = None
         self._restored_reference: dict[str, dict[str, Any]] | None = None
         self._active = False
-        self._batches = 0
+        self._batches = 0  # batches scored on this rank in the current epoch
+        self._seen = 0  # batches seen on this rank in the current epoch (scored or not)
+        self._rank, self._world_size = 0, 1
         self._samples: list[torch.Tensor] = []
         self._started = 0.0
 
@@ -171,7 +177,8 @@ class JWBDHCallback(Callback):
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._active = self.suite is not None and self._due(trainer)
-        self._batches = 0
+        self._batches = self._seen = 0
+        self._rank, self._world_size = int(trainer.global_rank), max(1, int(trainer.world_size))
         self._samples = []
         self._started = time.perf_counter()
 
@@ -184,7 +191,10 @@ class JWBDHCallback(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if not self._active or (self.max_batches is not None and self._batches >= self.max_batches):
+        if not self._active:
+            return
+        index, self._seen = self._seen, self._seen + 1
+        if not self._takes(index):
             return
         avatar = self.batch_adapter(batch, outputs) if self.batch_adapter else AvatarBatch.from_dict(outputs)
         if self.cache_reference_features and avatar.video_ids is None:
@@ -199,6 +209,22 @@ class JWBDHCallback(Callback):
             and MediaLogger(trainer.loggers).logs_media  # no W&B/TensorBoard: do not build sample videos
         ):
             self._keep_samples(avatar)
+
+    def _takes(self, local_index: int) -> bool:
+        """Whether this rank scores its ``local_index``-th batch: ``max_batches`` counts all ranks' batches,
+        interleaved as the distributed sampler deals them (global index ``local_index * W + rank``)."""
+        if self.max_batches is None:
+            return True
+        return local_index * self._world_size + self._rank < self.max_batches
+
+    def _global_sum(self, value: int, device: torch.device) -> int:
+        """``value`` summed over the ranks (a collective under DDP; the value itself otherwise)."""
+        dist = torch.distributed
+        if self._world_size == 1 or not (dist.is_available() and dist.is_initialized()):
+            return value
+        total = torch.tensor([value], dtype=torch.int64, device=device)
+        dist.all_reduce(total)
+        return int(total.item())
 
     def _keep_samples(self, avatar: AvatarBatch) -> None:
         from metrics.regions import boxes_from_keypoints
@@ -229,18 +255,28 @@ class JWBDHCallback(Callback):
         self._active = False
         suite = self.suite
         with torch.inference_mode():
-            results = suite.compute()  # every rank: compute() is a collective
+            # every rank, in the same order: compute(), skip_counts() and the batch count are collectives
+            results = suite.compute()
+            skips = suite.skip_counts()
+            num_batches = self._global_sum(self._batches, pl_module.device)
         log_scalars(pl_module, results, prefix=self.prefix)
+        skipped = {name: count for name, count in skips.items() if count}
+        for name, count in skipped.items():
+            # global values, the same on every rank: no sync. Their own prefix keeps the metric keys
+            # {prefix}/{region}/{metric} only.
+            value = torch.tensor(float(count), device=pl_module.device)
+            pl_module.log(
+                f"{self.prefix}_skipped/{name}", value, on_step=False, on_epoch=True, sync_dist=False
+            )
         if trainer.is_global_zero:
             media = MediaLogger(trainer.loggers, prefix=self.prefix)
             tag = "" if self.config.calibrated else "(smoke: uncalibrated backbones)"
             media.log_results(results, step=trainer.global_step, tag=tag)
             media.log_samples(self._samples, step=trainer.global_step, fps=self.media_fps)
-            skipped = {k: v for k, v in suite.skipped_metric.items() if v}
             rank_zero_info(
-                f"JWBDHCallback: epoch {trainer.current_epoch}: evaluated {self._batches} batch(es) in "
-                f"{time.perf_counter() - self._started:.1f}s"
-                + (f"; skipped (too short/small region videos): {skipped}" if skipped else "")
+                f"JWBDHCallback: epoch {trainer.current_epoch}: evaluated {num_batches} batch(es) on "
+                f"{self._world_size} process(es) in {time.perf_counter() - self._started:.1f}s"
+                + (f"; skipped videos (all ranks): {skipped}" if skipped else "")
             )
         with torch.inference_mode():
             if self.cache_reference and not suite._frozen_reference:
@@ -248,6 +284,8 @@ class JWBDHCallback(Callback):
             suite.reset()
         self._samples = []
         self.last_results = results
+        self.last_skip_counts = skips
+        self.last_num_batches = num_batches
         self.last_evaluated_epoch = trainer.current_epoch
 
     # ---------------------------------------------------------------------------------------- state
