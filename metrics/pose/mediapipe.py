@@ -55,6 +55,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -224,10 +225,13 @@ def _check_video(video: object) -> Tensor:
 class MediaPipeWholeBody:
     """COCO-WholeBody keypoints ``[T, 133, 3]`` of a video from MediaPipe Holistic (see the module docstring).
 
-    Builds one Holistic graph (video mode: landmarks are tracked and smoothed across frames; the graph is
-    reset at the start of every call, so videos do not leak into each other). Runs on the CPU with the
-    models shipped in the ``mediapipe`` wheel (Pose model complexity 1, the only one bundled; 0 and 2 would
-    be downloaded). Not thread-safe: use one instance per thread.
+    Holds one Holistic graph in video mode (landmarks are tracked and smoothed across frames; the track is
+    reset at the start of every call, so videos do not leak into each other), built on first call. An
+    instance pickles without its graph (spawned DataLoader workers build their own) and can be forked into
+    workers before its first call; forking it after a call is refused with a RuntimeError (MediaPipe does not
+    survive fork). Runs on the CPU with the models shipped in the ``mediapipe`` wheel (Pose model
+    complexity 1, the only one bundled; 0 and 2 would be downloaded). Not thread-safe: one instance per
+    thread.
 
     Args:
         min_detection_confidence: Holistic's person-detection threshold.
@@ -237,7 +241,7 @@ class MediaPipeWholeBody:
             mesh vertices either way).
 
     Raises:
-        ImportError: mediapipe is not installed, or protobuf is too new for it.
+        ImportError: mediapipe is not installed, or protobuf is too new for it (checked at construction).
 
     Example:
         >>> pose = MediaPipeWholeBody()  # doctest: +SKIP
@@ -258,8 +262,8 @@ class MediaPipeWholeBody:
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"`{name}` must be a number in [0, 1], got {value!r}")
-        mp = _import_mediapipe()
-        self._holistic = mp.solutions.holistic.Holistic(
+        _import_mediapipe()
+        self.settings = dict(
             static_image_mode=False,
             model_complexity=1,
             smooth_landmarks=bool(smooth_landmarks),
@@ -268,11 +272,31 @@ class MediaPipeWholeBody:
             min_detection_confidence=float(min_detection_confidence),
             min_tracking_confidence=float(min_tracking_confidence),
         )
-        self._fresh = True
+        self._holistic: Any = None
+        self._owner_pid: int | None = None
+        self._closed = False
 
-    def frame(self, image: np.ndarray) -> np.ndarray:
-        """float32 ``[133, 3]`` of one RGB uint8 ``[H, W, 3]`` frame, continuing the current track."""
-        result = self._holistic.process(image)
+    def _graph(self) -> Any:
+        if self._closed:
+            raise RuntimeError("MediaPipeWholeBody was closed")
+        pid = os.getpid()
+        if self._holistic is None:
+            self._holistic = _import_mediapipe().solutions.holistic.Holistic(**self.settings)
+            self._owner_pid = pid
+        elif self._owner_pid != pid:
+            # Measured: a child forked after the parent ran MediaPipe aborts in malloc even with a new graph.
+            raise RuntimeError(
+                f"this MediaPipeWholeBody ran in process {self._owner_pid} and was then forked into "
+                f"process {pid}; MediaPipe does not survive fork. Fork before its first call (e.g. "
+                "DataLoader workers started before the main process uses it), or pass it to spawned workers "
+                "(DataLoader(multiprocessing_context='spawn'); a pickled instance builds a new graph)"
+            )
+        else:
+            self._holistic.reset()  # a new video: forget the previous one's tracks and smoothing state
+        return self._holistic
+
+    def _frame(self, holistic: Any, image: np.ndarray) -> np.ndarray:
+        result = holistic.process(image)
         return holistic_to_wholebody(
             _landmarks(result.pose_landmarks, with_visibility=True),
             _landmarks(result.face_landmarks),
@@ -284,23 +308,22 @@ class MediaPipeWholeBody:
     def __call__(self, video: Tensor) -> Tensor:
         """uint8 (or float [0, 1]) RGB ``[T, 3, H, W]`` -> float32 ``[T, 133, 3]`` on ``video``'s device."""
         frames_t = _check_video(video)
-        if self._holistic is None:
-            raise RuntimeError("MediaPipeWholeBody was closed")
-        if not self._fresh:
-            self._holistic.reset()  # a new video: forget the previous one's tracks and smoothing state
-        self._fresh = False
+        holistic = self._graph()
         frames = frames_t.permute(0, 2, 3, 1).contiguous().cpu().numpy()
         with warnings.catch_warnings():
             # mediapipe 0.10.14 calls protobuf 4's deprecated SymbolDatabase.GetPrototype on every frame
             warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
-            out = np.stack([self.frame(f) for f in frames])
+            out = np.stack([self._frame(holistic, f) for f in frames])
         return torch.from_numpy(out).to(video.device)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_holistic": None, "_owner_pid": None}
+
     def close(self) -> None:
-        """Release the MediaPipe graph (the instance cannot be called afterwards)."""
-        if self._holistic is not None:
+        """Release this process's MediaPipe graph; the instance cannot be called afterwards."""
+        if self._holistic is not None and self._owner_pid == os.getpid():
             self._holistic.close()
-            self._holistic = None
+        self._holistic, self._closed = None, True
 
     def __enter__(self) -> MediaPipeWholeBody:
         return self
