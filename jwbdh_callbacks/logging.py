@@ -132,8 +132,9 @@ def log_scalars(
 ) -> None:
     """Log every value as ``{prefix}/{region}/{metric}`` (VBench dimensions 0-1, as VBench reports them).
 
-    With ``summaries`` (``RegionalSuite.summaries()``) the spread of each mean over videos is logged too:
-    ``{prefix}/{region}/{metric}_sem``, ``_ci_low`` and ``_ci_high`` (95% Student-t interval).
+    With ``summaries`` (``RegionalSuite.summaries()``) the spread of each mean over videos is logged, under
+    its own prefixes so the metric keys stay ``{prefix}/{region}/{metric}`` only: ``{prefix}_sem/...``,
+    ``{prefix}_ci_low/...`` and ``{prefix}_ci_high/...`` (95% Student-t interval).
     The values come from ``Metric.compute()``, which has already synchronised all ranks, so they are logged
     with ``sync_dist=False`` (a second reduction would be wasted, or wrong for sums).
     """
@@ -148,7 +149,7 @@ def log_scalars(
             spread = (summaries or {}).get(region, {}).get(metric)
             if spread is not None:
                 for field in ("sem", "ci_low", "ci_high"):
-                    log(f"{prefix}/{region}/{metric}_{field}", getattr(spread, field))
+                    log(f"{prefix}_{field}/{region}/{metric}", getattr(spread, field))
 
 
 def side_by_side(

@@ -18,7 +18,9 @@ What it does, and the Lightning pitfalls it avoids (spec/lightning.md s4):
   ALL ranks together, so the numbers do not depend on the number of GPUs (see :class:`JWBDHCallback`);
 * computes on ALL ranks (compute is a collective; every state is sum-reduced, so a rank whose batches had
   no hands cannot hang); logs ``{prefix}/{region}/{metric}`` once through ``pl_module.log`` with
-  ``sync_dist=False`` (values are already synced); media only on rank 0;
+  ``sync_dist=False`` (values are already synced), VBench dimensions on 0-1, and for every mean over videos
+  its standard error and 95% interval as ``{prefix}_sem/{region}/{metric}`` (and ``_ci_low``, ``_ci_high``;
+  kept in ``last_summaries``); media only on rank 0 (the paper-comparison table shows percent, labelled);
 * skipped videos (a region with too few kept frames, a metric that rejected or failed on a video) are
   counted over all ranks (:meth:`~metrics.suite.RegionalSuite.skip_counts`), kept in
   ``last_skip_counts`` and logged as ``{prefix}_skipped/{region}`` and ``{prefix}_skipped/{region}/{metric}``
@@ -133,6 +135,8 @@ class JWBDHCallback(Callback):
         self.last_results: dict[str, dict[str, float]] = {}
         #: global skip counts of the last evaluation (see :meth:`~metrics.suite.RegionalSuite.skip_counts`)
         self.last_skip_counts: dict[str, int] = {}
+        #: spread of each mean over videos, last evaluation (:meth:`~metrics.suite.RegionalSuite.summaries`)
+        self.last_summaries: dict[str, dict[str, Any]] = {}
         #: validation batches scored in the last evaluation, all ranks together (at most ``max_batches``)
         self.last_num_batches: int | None = None
         self._restored_reference: dict[str, dict[str, Any]] | None = None
@@ -258,8 +262,9 @@ class JWBDHCallback(Callback):
             # every rank, in the same order: compute(), skip_counts() and the batch count are collectives
             results = suite.compute()
             skips = suite.skip_counts()
+            summaries = suite.summaries()
             num_batches = self._global_sum(self._batches, pl_module.device)
-        log_scalars(pl_module, results, prefix=self.prefix)
+        log_scalars(pl_module, results, prefix=self.prefix, summaries=summaries)
         skipped = {name: count for name, count in skips.items() if count}
         for name, count in skipped.items():
             # global values, the same on every rank: no sync. Their own prefix keeps the metric keys
@@ -279,12 +284,13 @@ class JWBDHCallback(Callback):
                 + (f"; skipped videos (all ranks): {skipped}" if skipped else "")
             )
         with torch.inference_mode():
-            if self.cache_reference and not suite._frozen_reference:
+            if self.cache_reference and not suite.reference_frozen:
                 suite.freeze_reference()
             suite.reset()
         self._samples = []
         self.last_results = results
         self.last_skip_counts = skips
+        self.last_summaries = summaries
         self.last_num_batches = num_batches
         self.last_evaluated_epoch = trainer.current_epoch
 

@@ -498,18 +498,23 @@ class RegionalSuite(nn.Module):
         for region, key, metric in self._pooled():
             if region in stats and key in stats[region]:
                 s, ss, n = stats[region][key]
-                metric._loaded_real = (s, ss, int(n))
-                metric._factor_cache = None
+                metric.set_reference_statistics(s, ss, int(n))
                 self._frozen_reference = True
 
     def reference_statistics(self) -> dict[str, dict[str, Any]]:
         """Frozen pooled Fréchet reference sums ``{region: {key: (sum, outer_sum, count)}}`` (CPU tensors)."""
         out: dict[str, dict[str, Any]] = {}
         for region, key, metric in self._pooled():
-            if metric._loaded_real is not None:
-                s, ss, n = metric._loaded_real
-                out.setdefault(region, {})[key] = (s.cpu(), ss.cpu(), int(n))
+            stats = metric.reference_statistics()
+            if stats is not None:
+                out.setdefault(region, {})[key] = stats
         return out
+
+    @property
+    def reference_frozen(self) -> bool:
+        """True once :meth:`freeze_reference` (or :meth:`set_reference_statistics`) froze a pooled metric's
+        reference side: reference videos are then no longer fed to those metrics."""
+        return self._frozen_reference
 
     def save_reference_statistics(self, directory: str | os.PathLike, fingerprint: str | None = None) -> None:
         """Save every pooled Fréchet metric's reference side to ``directory/{region}_{key}.pt``."""
