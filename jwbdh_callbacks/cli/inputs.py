@@ -239,7 +239,12 @@ def _first(item: Any) -> Any:
 
 
 def pair_loader(dataset: PairDataset, workers: int) -> DataLoader:
-    """Items of ``dataset`` in order, decoded ahead by ``workers`` processes (0: in this process)."""
+    """Items of ``dataset`` in order, decoded ahead by ``workers`` processes (0: in this process).
+
+    With ``--pose mediapipe`` the workers are spawned, not forked: MediaPipe aborts in a child forked from a
+    process that has run it before (e.g. a notebook or test session that used it).
+    """
+    spawn = workers > 0 and dataset.pose == "mediapipe"
     return DataLoader(
         dataset,
         batch_size=None,
@@ -248,4 +253,5 @@ def pair_loader(dataset: PairDataset, workers: int) -> DataLoader:
         collate_fn=_first,
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
+        multiprocessing_context="spawn" if spawn else None,
     )
