@@ -248,6 +248,26 @@ for _entry in (
         "MIT",
         "Whisper tiny.en: ASR for WER",
     ),
+    # DWPose's ONNX files as its authors publish them (huggingface.co/yzd-v/DWPose, commit f7c16a3 "support
+    # all dwpose models"); sha256 and size are the Git LFS pointers of that commit.
+    WeightsEntry(
+        "dwpose-yolox-l",
+        "yolox_l.onnx",
+        ("https://huggingface.co/yzd-v/DWPose/resolve/main/yolox_l.onnx",),
+        "7860ae79de6c89a3c1eb72ae9a2756c0ccfbe04b7791bb5880afabd97855a411",
+        216_746_733,
+        "Apache-2.0",
+        "YOLOX-L person detector (ONNX) of DWPose: person boxes for DWPoseONNX (--pose dwpose)",
+    ),
+    WeightsEntry(
+        "dwpose-ll-ucoco-384",
+        "dw-ll_ucoco_384.onnx",
+        ("https://huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx",),
+        "724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843",
+        134_399_116,
+        "Apache-2.0",
+        "DWPose dw-ll_ucoco_384 whole-body pose model (ONNX): 133 COCO-WholeBody keypoints for DWPoseONNX",
+    ),
 ):
     register(_entry)
 
