@@ -449,6 +449,57 @@ def test_region_videos_opencv_backend_needs_whole_pixel_boxes_inside_the_frame()
         region_videos(video, fractional, valid, backend="cv2")
 
 
+def test_batched_crops_read_the_host_once_per_call():
+    """On a GPU every value read on the host waits for the queue: the crop path reads one small tensor per
+    call (box checks, sizes, frame counts, exact-path flags) and copies nothing to the device."""
+    from tests.test_host_syncs import HostSyncCounter
+
+    rng = np.random.default_rng(11)
+    b, t, height, width = 4, 5, 128, 128
+    video = torch.from_numpy(rng.integers(0, 256, (b, t, 3, height, width), dtype=np.uint8))
+    kps = np.zeros((b, t, 133, 3), dtype=np.float32)
+    for v in range(b):
+        cx, cy, s = 64.0, 64.0, 20.0 + 8 * v  # a different face / hand size per video
+        kps[v, :, :, :2] = [cx, cy] + rng.uniform(-0.5, 0.5, (t, 133, 2)) * s
+        kps[v, :, :, 2] = 0.9
+    for region in ("face", "hand"):
+        boxes, valid = boxes_from_keypoints(torch.from_numpy(kps), (height, width), region)
+        with HostSyncCounter() as counter:
+            clips = region_videos(video, boxes, valid, backend="torch")
+        assert counter.syncs == 1 and counter.copies == 0, counter.report()
+        assert len({tuple(c.shape[-2:]) for c in clips}) == b  # four sizes: four crop groups, still one read
+        with HostSyncCounter() as counter:
+            crop_regions(video, boxes, valid, size=(32, 32))
+        assert counter.syncs == 1 and counter.copies == 0, counter.report()
+
+
+def test_mixed_batches_crop_each_video_as_if_alone():
+    """Videos sharing a size are cropped together, but the exact/roi_align choice and the result are each
+    video's own; a bad box is reported with its index in the whole batch."""
+    rng = np.random.default_rng(12)
+    video = torch.from_numpy(rng.integers(0, 256, (3, 2, 3, 40, 40), dtype=np.uint8))
+    boxes = torch.tensor(
+        [
+            [[2.5, 3.0, 22.5, 13.0], [0.0, 0.0, 20.0, 10.0]],  # fractional: roi_align, size (10, 20)
+            [[5.0, 5.0, 15.0, 30.0], [1.0, 1.0, 30.0, 39.0]],  # whole pixels, size (25, 10)
+            [[4.0, 6.0, 24.0, 16.0], [0.0, 0.0, 40.0, 40.0]],  # whole pixels, size (10, 20) like video 0
+        ]
+    )
+    valid = torch.ones(3, 2, dtype=torch.bool)
+    together = region_videos(video, boxes, valid, backend="torch")
+    for v in range(3):
+        alone = region_videos(video[v : v + 1], boxes[v : v + 1], valid[v : v + 1], backend="torch")[0]
+        assert torch.equal(together[v], alone), v
+    # video 2 alone takes the exact path: OpenCV's pixels
+    x1, y1, x2, y2 = (int(c) for c in boxes[2, 1].tolist())
+    ref = cv2.resize(np.ascontiguousarray(video[2, 1, :, y1:y2, x1:x2].permute(1, 2, 0).numpy()), (20, 10))
+    assert np.array_equal(together[2][1].permute(1, 2, 0).numpy(), ref)
+    bad = boxes.clone()
+    bad[2, 1, 2] = bad[2, 1, 0]  # x2 == x1
+    with pytest.raises(ValueError, match="video 2 frame 1"):
+        region_videos(video, bad, valid, backend="torch")
+
+
 # ================================================================================== bad input
 def test_bad_inputs_raise_clear_errors():
     kp = torch.zeros(1, 2, 133, 3)

@@ -426,9 +426,9 @@ def region_videos(
     Returns a list of ``B`` tensors ``[T_b, 3, h_b, w_b]`` (input dtype): the frames with ``valid`` True in
     order, each crop resized to the size of the video's first kept crop (``size="first_valid"``) or to a
     fixed ``(h, w)``. A video without a kept frame gives ``[0, 3, 0, 0]`` (``"first_valid"``) or
-    ``[0, 3, h, w]``. A video's result never depends on the other videos in the batch (the exact path is
-    chosen per group of videos sharing a size, from those videos' boxes alone); videos sharing a size are
-    cropped together. One device->host transfer reads every video's size, frame count and box checks.
+    ``[0, 3, h, w]``. A video's result never depends on the other videos in the batch: videos sharing a
+    size and a path (OpenCV-exact or roi_align, decided by each video's own boxes) are cropped together.
+    One device->host transfer reads every video's size, frame count, path and box checks.
 
     ``backend="torch"`` always uses the batched crop of :func:`crop_regions` (on the videos' device;
     OpenCV's exact pixels for uint8 videos with whole-pixel boxes, see there). ``"opencv"`` and ``"auto"``
@@ -462,13 +462,16 @@ def region_videos(
                 'backend="opencv" needs uint8 CPU videos, exact_borders=True and whole-pixel boxes inside '
                 'the frame wherever `valid` is True; use backend="torch" for anything else'
             )
-    groups: dict[tuple[int, int], list[int]] = {}
+    # Videos are cropped together when they share a size and a path (the exact path needs whole-pixel
+    # boxes), so that each video's pixels are those it gets alone.
+    uint8_exact = videos.dtype == torch.uint8 and exact_borders
+    groups: dict[tuple[tuple[int, int], bool], list[int]] = {}
     for i, hw in enumerate(sizes):
-        groups.setdefault(hw, []).append(i)
+        groups.setdefault((hw, uint8_exact and facts.exact[i]), []).append(i)
     order: Tensor | None = None  # every group's members in one index tensor: one host->device copy at most
     offset = 0
     result: list[Tensor] = [videos.new_zeros((0, c, *hw)) for hw in sizes]
-    for hw, members in groups.items():
+    for (hw, exact), members in groups.items():
         first, n = offset, len(members)
         offset += n
         if hw == (0, 0) or all(facts.lengths[i] == 0 for i in members):
@@ -481,7 +484,6 @@ def region_videos(
                 order = torch.tensor(flat, device=videos.device)
             pick = lambda x, idx=order[first : first + n]: x.index_select(0, idx)  # noqa: E731
         sub_valid = pick(valid)
-        exact = videos.dtype == torch.uint8 and exact_borders and all(facts.exact[i] for i in members)
         crops = _crop(pick(videos), pick(boxes), sub_valid, hw, exact_borders, exact)
         packed, _ = compact_valid(crops, sub_valid)
         for j, i in enumerate(members):
