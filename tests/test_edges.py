@@ -260,8 +260,9 @@ def _grow_by_flood_fill(strong: np.ndarray, candidate: np.ndarray) -> np.ndarray
     return out
 
 
+@pytest.mark.parametrize("pooled", [False, True])
 @pytest.mark.parametrize("length", [1, 7, 8, 9, 10, 24, 25, 26, 57, 58, 300])
-def test_hysteresis_chunks_reach_the_fixed_point_with_few_checks(length, monkeypatch):
+def test_hysteresis_chunks_reach_the_fixed_point_with_few_checks(length, pooled, monkeypatch):
     # A diagonal-and-straight chain of `length` candidate pixels grown from a strong pixel at one end needs
     # `length - 1` dilation steps; the chunk boundaries (8, 24, 56, 120, ...) must not cut it short, and the
     # convergence checks (host syncs) grow like log2(length), not length / 8.
@@ -275,7 +276,9 @@ def test_hysteresis_chunks_reach_the_fixed_point_with_few_checks(length, monkeyp
     checks = []
     real_equal = torch.equal
     monkeypatch.setattr(torch, "equal", lambda a, b: checks.append(1) or real_equal(a, b))
-    got = edges_module._hysteresis(torch.from_numpy(strong)[None], torch.from_numpy(candidate)[None])
+    got = edges_module._hysteresis(
+        torch.from_numpy(strong)[None], torch.from_numpy(candidate)[None], pooled=pooled
+    )  # pooled=True: the accelerator's max-pool steps, run here on the CPU
     np.testing.assert_array_equal(got[0].numpy(), _grow_by_flood_fill(strong, candidate))
     assert int(got.sum()) == length
     steps_to_converge = length  # length - 1 growing steps, then one that changes nothing
@@ -286,6 +289,26 @@ def test_hysteresis_chunks_reach_the_fixed_point_with_few_checks(length, monkeyp
         expected += 1
         chunk = min(2 * chunk, 256)
     assert len(checks) == expected
+
+
+def test_hysteresis_pooled_steps_match_bitwise_steps_on_frames():
+    # The accelerator's step (float16 max-pool times the mask) against the CPU's bitwise step, on rendered
+    # frames whose hysteresis needs many steps and many separate components.
+    rng = np.random.default_rng(3)
+    gray = np.stack([_cv2_gray_from_rgb(_procedural_rgb(rng, 96, 128)) for _ in range(4)])
+    img = torch.from_numpy(gray).to(torch.int32)
+    dx, dy = edges_module._sobel_replicate(img)
+    mag = dx.abs() + dy.abs()
+    candidate = edges_module._non_max_suppression(dx, dy, mag) & (mag > 30)
+    strong = candidate & (mag > 200)
+    bitwise = edges_module._hysteresis(strong, candidate, pooled=False)
+    pooled = edges_module._hysteresis(strong, candidate, pooled=True)
+    assert bitwise.dtype == pooled.dtype == torch.bool and bitwise.shape == strong.shape
+    assert torch.equal(bitwise, pooled) and bitwise.sum() > strong.sum()
+    for i in range(4):
+        np.testing.assert_array_equal(
+            bitwise[i].numpy(), _grow_by_flood_fill(strong[i].numpy(), candidate[i].numpy())
+        )
 
 
 def test_canny_threshold_semantics_exact():

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import sys
 import threading
@@ -305,5 +306,42 @@ def test_frame_path_syncs_stay_few():
     assert second.by_file("copies").get("metrics/functional/resize.py", 0) == 0, second.report()
 
 
+def frame_pipeline_update(
+    num_videos: int = 4, num_frames: int = 16, size: int = 256, cached_references: bool = False
+) -> HostSyncCounter:
+    """Count one :class:`~metrics.suite.RegionalSuite` update of the jwbdh-v1 frame pipeline (FID, E-FID,
+    FVD, SSIM, PSNR, CSIM; whole body, face, hand) with the smoke preset's small networks, after a warm-up
+    update (networks built, tables cached): what ``python -m benchmarks.profile --device cuda`` times.
+
+    With ``cached_references`` the suite has a :class:`~metrics.features.FeatureCache` and the batch names
+    its videos: the counted update is a second evaluation, reference features served from the cache."""
+    import warnings
+
+    from benchmarks.profile import _batches, _metric_config, _suite
+    from metrics.features import FeatureCache
+
+    cfg, metrics = _metric_config(
+        "smoke", "preset", ["FID", "E-FID", "FVD", "SSIM", "PSNR", "CSIM"], "fp32", False
+    )
+    device = torch.device("cpu")
+    counter = HostSyncCounter()
+    with torch_backends_everywhere(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        suite = _suite(cfg, metrics, False, device, FeatureCache() if cached_references else None)
+        (batch,) = _batches(num_videos, num_frames, (size, size), num_videos, device)
+        if not cached_references:
+            batch = dataclasses.replace(batch, video_ids=None)
+        suite.update(batch)
+        with counter:
+            suite.update(batch)
+    return counter
+
+
 if __name__ == "__main__":
-    print(face_hand_frame_path().report())
+    if "--suite" in sys.argv:
+        print(frame_pipeline_update(cached_references="--cached" in sys.argv).report())
+    else:
+        print("first pass (resize tables not yet on the device):")
+        print(face_hand_frame_path().report())
+        print("second pass (the same sizes again):")
+        print(face_hand_frame_path().report())
