@@ -38,11 +38,7 @@ BEING_SPLIT = {
 # between a split and a ``One idea:`` line in its docstring; then the entry goes. Kept apart from
 # BEING_SPLIT so that neither list hides the other's state.
 NOT_YET_DECIDED = {
-    "metrics/frechet.py": "over 600 lines, not yet split or justified (issue 12): split, or say its one idea",
     "metrics/functional/resize.py": (
-        "over 600 lines, not yet split or justified (issue 12): split, or say its one idea"
-    ),
-    "metrics/backbones/amt.py": (
         "over 600 lines, not yet split or justified (issue 12): split, or say its one idea"
     ),
 }

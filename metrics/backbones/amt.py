@@ -7,6 +7,9 @@ under its ``state_dict`` key) loads **strictly**: 213 tensors, 2,990,543 paramet
 correlation radius 3, 4 correlation levels, 3 flow hypotheses, pyramid channels (20, 32, 44, 56), skip
 channels 20.
 
+One idea: the AMT-S network, one architecture whose module tree must mirror the released checkpoint's key
+layout to load it strictly; splitting its blocks over files would scatter that one correspondence.
+
 Pipeline of one forward pass (two frames ``img0``, ``img1`` in [0, 1], ``[N, 3, H, W]``, H and W multiples of
 16 and at least 128 so that the coarsest correlation level keeps 2 x 2 cells):
 
