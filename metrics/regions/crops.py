@@ -17,8 +17,8 @@ that does that:
 * :func:`compact_valid` -- kept frames first; :func:`first_valid_sizes` -- each video's first kept size.
 
 Host syncs: the box checks, the per-video crop sizes, frame counts and exact-path flags are read in ONE
-device->host transfer per call (``_box_facts``); the crops themselves then need none on the OpenCV-exact
-path (the roi_align path reads one flag to skip its border fix when no crop is enlarged).
+device->host transfer per call (``_box_facts``); the crops themselves need none on an accelerator (on a
+CPU the roi_align path reads one flag to skip its border fix when no crop is enlarged).
 
 Example:
     >>> import torch
@@ -197,7 +197,9 @@ def _roi_align_crops(frames: Tensor, rois: Tensor, size: tuple[int, int], exact_
     py = y1[:, None] - 0.5 + jy * ((y2 - y1) / h)[:, None]
     left, right = px < x1[:, None], px > (x2 - 1)[:, None]
     top, bottom = py < y1[:, None], py > (y2 - 1)[:, None]
-    if not bool(left.any() | right.any() | top.any() | bottom.any()):
+    # Skipping the fix when no sample falls outside its box saves work on a CPU; on an accelerator reading
+    # that flag would wait for the queue, so the fix always runs there (a no-op where every mask is False).
+    if rois.device.type == "cpu" and not bool(left.any() | right.any() | top.any() | bottom.any()):
         return out
     xl, xr, yt, yb = x1 + 0.5, x2 - 0.5, y1 + 0.5, y2 - 0.5  # zero-width boxes sampling x1, x2-1, y1, y2-1
     cols = roi_align(
