@@ -291,6 +291,25 @@ def test_device_table_cache_evicts_least_recent_and_bounds_bytes():
         DeviceTableCache(max_bytes=True)
 
 
+def test_cached_features_keep_batch_order_with_one_copy():
+    from metrics.features import FeatureCache, cached_features
+
+    def encode(v: Tensor) -> Tensor:  # a distinct row per video: its mean value and its index-free sum
+        return torch.stack([v.float().mean(dim=(1, 2, 3, 4)), v.float().sum(dim=(1, 2, 3, 4))], 1)[:, None]
+
+    gen = torch.Generator().manual_seed(1)
+    videos = torch.randint(0, 256, (5, 2, 3, 4, 4), dtype=torch.uint8, generator=gen)
+    ids = [f"v{i}" for i in range(5)]
+    cache = FeatureCache()
+    cached_features(cache, "ns", [ids[1], ids[3]], videos[[1, 3]], encode)  # two of five known
+    mixed = cached_features(cache, "ns", ids, videos, encode)  # hits at 1, 3; misses at 0, 2, 4
+    assert torch.equal(mixed, encode(videos))
+    with HostSyncCounter() as counter:
+        again = cached_features(cache, "ns", ids[::-1], videos.flip(0), encode)  # every row a hit
+    assert torch.equal(again, encode(videos.flip(0)))
+    assert counter.copies <= 1 and counter.syncs == 0  # one copy of the stacked rows, not one per video
+
+
 def test_frame_path_syncs_stay_few():
     # The accelerator's code path, counted on a CPU: canonical_pair, face and hand crops, FID / E-FID / FVD
     # resizes and Canny. The second pass finds every resize table cached.
