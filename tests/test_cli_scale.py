@@ -88,6 +88,8 @@ def test_per_video_rows_spread_inf_and_scale(data, tmp_path, capsys):
     assert "clip2: generated videos have 4 frame(s)" in captured.err
     assert by["clip0", "face"]["frames"][0] >= 1
     result = json.loads(out.read_text())
+    assert result["frames_kept"]["whole_body"] == {"generated": 16, "reference": 18, "decoded": 18}
+    assert "frames kept per region" in captured.out and "whole_body 16/18 of 18" in captured.out
     assert result["results"]["whole_body"]["PSNR"] == "inf"
     ssim = [by[n, "whole_body"]["scores"]["SSIM"] for n in NAMES]
     spread = result["summaries"]["whole_body"]["SSIM"]

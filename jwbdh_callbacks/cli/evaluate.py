@@ -276,6 +276,8 @@ def _score(args, run, pairs, cfg, metrics, regions, keypoints, cache, total, sui
         shard(todo, run.rank, run.world_size), args.max_frames, keypoints, args.pose, settings
     )
     failures: list[str] = []
+    #: per region: generated and reference frames kept in its region videos, reference frames decoded
+    frames_kept: dict[str, list[int]] = {}
     saved: dict[str, dict[str, Any]] = {"generated": {}, "reference": {}}
     for item in _progress(pair_loader(dataset, args.workers), len(dataset), not args.no_progress):
         name = item["name"]
@@ -323,6 +325,11 @@ def _score(args, run, pairs, cfg, metrics, regions, keypoints, cache, total, sui
                 log.write([{"video": name, "region": None, "error": str(err)}])
             continue
         report = scratch.last_update
+        for region, frames in report.frames.items():
+            kept = frames_kept.setdefault(region, [0, 0, 0])
+            kept[0] += sum(g for g, _ in frames)
+            kept[1] += sum(r for _, r in frames)
+            kept[2] += batch.reference.shape[1]
         for note in report.notes:
             _say(f"{name}: {note}")
         for what, why in report.skips:
@@ -338,13 +345,14 @@ def _score(args, run, pairs, cfg, metrics, regions, keypoints, cache, total, sui
         results = total.compute()
         summaries = total.summaries()
     skip_counts = total.skip_counts()
+    frames_kept = _sum_frames(run.gather(list(frames_kept.items())))
     failures = run.gather(failures)
     if args.save_keypoints:
         _save_keypoints(args.save_keypoints, run, saved)
     hits = run.gather([(cache.hits, cache.misses, cache.rejected)] if cache is not None else [])
     if not run.is_main:
         return 1 if failures else 0
-    _report(args, cfg, cache, hits, results, summaries, skip_counts, failures)
+    _report(args, cfg, cache, hits, results, summaries, skip_counts, failures, frames_kept)
     return 1 if failures else 0
 
 
@@ -373,7 +381,14 @@ def _save_keypoints(path: str, run: Any, saved: dict[str, dict[str, Any]]) -> No
         )
 
 
-def _report(args, cfg, cache, hits, results, summaries, skip_counts, failures) -> None:
+def _sum_frames(items: list[tuple[str, list[int]]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for region, counts in items:
+        out[region] = [a + b for a, b in zip(out.get(region, [0, 0, 0]), counts, strict=True)]
+    return out
+
+
+def _report(args, cfg, cache, hits, results, summaries, skip_counts, failures, frames_kept) -> None:
     from jwbdh_callbacks.cli.output import format_table, write_results
     from jwbdh_callbacks.logging import results_table
 
@@ -388,6 +403,11 @@ def _report(args, cfg, cache, hits, results, summaries, skip_counts, failures) -
     scored = {r: max((s.count for s in v.values()), default=0) for r, v in summaries.items()}
     if scored:
         print("videos scored per region: " + ", ".join(f"{r} {n}" for r, n in scored.items()))
+    if frames_kept:
+        print(
+            "frames kept per region (generated/reference of the reference frames decoded): "
+            + ", ".join(f"{r} {g}/{k} of {n}" for r, (g, k, n) in frames_kept.items())
+        )
     skips = {k: v for k, v in skip_counts.items() if v}
     if skips:
         print("skipped (videos): " + ", ".join(f"{k} {v}" for k, v in skips.items()))
@@ -403,6 +423,10 @@ def _report(args, cfg, cache, hits, results, summaries, skip_counts, failures) -
             results=results,
             summaries=summaries,
             skip_counts=skip_counts,
+            frames_kept={
+                r: dict(zip(("generated", "reference", "decoded"), v, strict=True))
+                for r, v in frames_kept.items()
+            },
             failures=failures,
             columns=columns,
             rows=rows,

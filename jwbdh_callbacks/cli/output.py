@@ -49,6 +49,7 @@ def write_results(
     summaries: Mapping[str, Mapping[str, Any]],
     skip_counts: Mapping[str, int],
     failures: Sequence[str],
+    frames_kept: Mapping[str, Mapping[str, int]] | None = None,
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
 ) -> None:
@@ -61,6 +62,7 @@ def write_results(
             "results": {r: dict(v) for r, v in results.items()},
             "summaries": {r: {k: s.as_dict() for k, s in v.items()} for r, v in summaries.items()},
             "skip_counts": {k: v for k, v in skip_counts.items() if v},
+            "frames_kept": dict(frames_kept or {}),
             "failures": list(failures),
         }
         path.write_text(json.dumps(encode_value(payload), indent=2, allow_nan=False))
