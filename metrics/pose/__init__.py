@@ -3,6 +3,7 @@
 - :mod:`metrics.pose.dwpose`: :class:`DWPoseONNX`, DWPose's ONNX files (the paper's detector) through
   onnxruntime, with its numpy/OpenCV pre- and post-processing functions.
 - :mod:`metrics.pose.mediapipe`: ``MediaPipeWholeBody``, MediaPipe Holistic mapped to the 133 points.
+- :mod:`metrics.pose.keypoints_file`: ``save_keypoints``, the file ``jwbdh-eval --keypoints`` reads.
 
 Imported lazily: ``metrics.pose`` loads no backend until one of its names is used (mediapipe and onnxruntime
 are optional extras).
@@ -34,6 +35,7 @@ _DWPOSE = (
 )
 _LAZY = {
     "MediaPipeWholeBody": "metrics.pose.mediapipe",
+    "save_keypoints": "metrics.pose.keypoints_file",
     **{name: "metrics.pose.dwpose" for name in _DWPOSE},
 }
 
