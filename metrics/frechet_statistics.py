@@ -102,7 +102,8 @@ class _FrechetStatistics(Metric):
     def _accumulate_per_video(self, values: Tensor) -> None:
         """Add per-pair values without a host sync: non-finite ones are counted in ``num_nonfinite``."""
         finite = torch.isfinite(values)
-        kept = torch.where(finite, values.to(torch.float64), torch.zeros((), dtype=torch.float64))
+        values = values.to(torch.float64)
+        kept = torch.where(finite, values, torch.zeros((), dtype=torch.float64, device=values.device))
         self.distance_sum.add_(kept.sum())
         self.distance_sq_sum.add_((kept * kept).sum())
         self.num_pairs.add_(finite.sum())

@@ -213,8 +213,9 @@ def _ssim_uint8_uniform_sums(generated: Tensor, reference: Tensor, win: int, c1:
         step_planes, step_rows = max(1, cap // (h * w)), out_h
     else:
         step_planes, step_rows = 1, max(1, cap // w - (win - 1))
-    k1_t = torch.tensor(k1, dtype=torch.float64, device=generated.device)
-    k2_t = torch.tensor(k2, dtype=torch.float64, device=generated.device)
+    # filled on the device (torch.tensor(..., device=cuda) would copy from the host and sync)
+    k1_t = torch.full((), k1, dtype=torch.float64, device=generated.device)
+    k2_t = torch.full((), k2, dtype=torch.float64, device=generated.device)
     for p0 in range(0, planes, step_planes):
         p1 = min(planes, p0 + step_planes)
         for r0 in range(0, out_h, step_rows):
