@@ -81,7 +81,7 @@ def _timed_bookkeeping(bucket: dict[str, float]) -> contextlib.ExitStack:
 def bench_eval(cfg: Config) -> BenchResult:
     from jwbdh_callbacks.cli import eval_main
 
-    pairs, frames, size = cfg.pick((8, 48, 256), (16, 96, 384))
+    pairs, frames, size = cfg.pick((4, 64, 512), (12, 160, 512))
     rounds = cfg.n_rounds(2, 3)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, quiet():

@@ -386,8 +386,16 @@ def psnr_frames(generated: Tensor, reference: Tensor, *, data_range: float = 255
     """
     _check_frames(generated, reference)
     data_range = _check_data_range(data_range)
-    diff = generated.to(torch.float64) - reference.to(torch.float64)
-    mse = diff.square().flatten(1).mean(dim=1)
+    if generated.dtype == torch.uint8 and reference.dtype == torch.uint8:
+        # Exact integer sum of squared differences (< 2**53 for any frame that fits in memory), then one
+        # float64 division: the same value as the float64 mean of the exact integer squares, in a quarter of
+        # the memory traffic.
+        diff = generated.to(torch.int32) - reference.to(torch.int32)
+        sse = diff.square_().flatten(1).sum(dim=1, dtype=torch.int64)
+        mse = sse.to(torch.float64) / max(1, diff.shape[1:].numel())
+    else:
+        diff = generated.to(torch.float64) - reference.to(torch.float64)
+        mse = diff.square().flatten(1).mean(dim=1)
     # torch divides by zero silently: MSE = 0 -> data_range**2 / 0 = inf -> log10(inf) = inf.
     return 10 * torch.log10(data_range**2 / mse)
 
