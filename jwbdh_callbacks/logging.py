@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -147,7 +148,7 @@ def log_scalars(
         for metric, value in values.items():
             log(f"{prefix}/{region}/{metric}", value)
             spread = (summaries or {}).get(region, {}).get(metric)
-            if spread is not None:
+            if spread is not None and math.isfinite(spread.sem):  # NaN with < 2 videos: nothing to log
                 for field in ("sem", "ci_low", "ci_high"):
                     log(f"{prefix}_{field}/{region}/{metric}", getattr(spread, field))
 
